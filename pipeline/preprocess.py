@@ -1,0 +1,47 @@
+"""DVC stage: load one catalog dataset, validate, scale, write data/processed/<name>.{npz,json}.
+
+    PYTHONPATH=src python pipeline/preprocess.py <dataset_name> [--params params.yaml]
+
+Bad input exits with status 2 and a one-paragraph message (no traceback);
+nothing is written before everything has been validated, so the previous
+outputs stay as they were.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # no editable install needed
+
+from mmib.data import dataset_entry, load_dataset, prepare, read_params, resolve_data_root  # noqa: E402
+from mmib.data.processed import PROCESSED_DIR, summarize, write_processed  # noqa: E402
+from mmib.errors import InputError  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", help="a name from the `catalog:` section of params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    parser.add_argument("--out", default=str(PROCESSED_DIR), help="output folder")
+    args = parser.parse_args(argv)
+    try:
+        params = read_params(args.params)
+        entry = dataset_entry(params, args.dataset, args.params)
+        scaling = (params.get("preprocess") or {}).get("scaling", "minmax")
+        data = load_dataset(entry, args.dataset, resolve_data_root(params))
+        arrays = prepare(data, scaling, entry.expect.n_clusters)
+        npz, js = write_processed(args.dataset, arrays, summarize(data, entry, arrays, scaling),
+                                  args.out)
+    except InputError as exc:
+        print(f"preprocess {args.dataset}: {exc}", file=sys.stderr)
+        return 2
+    dims = "x".join(str(arrays[f"view{i}"].shape[1]) for i in range(len(data.views)))
+    print(f"preprocess {args.dataset}: {arrays['view0'].shape[0]} samples, views {dims}, "
+          f"{entry.expect.n_clusters} clusters, scaling {scaling} -> {npz}, {js}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

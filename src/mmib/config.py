@@ -1,0 +1,146 @@
+"""Typed, validated view of params.yaml.
+
+params.yaml is the single source of truth: no field here has a default, so a
+value can never silently come from code. A bad value raises ``InputError``
+naming params.yaml, the dotted field and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mmib.errors import InputError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PARAMS = REPO_ROOT / "params.yaml"
+
+NonNeg = Field(ge=0)
+Pos = Field(gt=0)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PreprocessParams(_Strict):
+    scaling: Literal["minmax", "standard", "none"]
+
+
+class ModelParams(_Strict):
+    latent_dim: int = Pos
+    encoder_width: int = Pos
+    head_width: int = Pos
+    mine_width: int = Pos
+
+
+class WarmupParams(_Strict):
+    epochs: int = NonNeg
+    batch_size: int = Field(ge=2)
+    lr: float = Pos
+    weight_decay: float = NonNeg
+    kl_weight: float = NonNeg
+    temperature: float = Pos
+    mine_ema_rate: float = Field(gt=0, lt=1)
+    mine_clamp: float = Pos
+    grad_clip: float = Pos
+
+
+class LossSwitches(_Strict):
+    caliH: bool
+    re: bool
+    cluH: bool
+    con: bool
+
+
+class LossWeights(_Strict):
+    caliH: float = NonNeg
+    re: float = NonNeg
+    cluH: float = NonNeg
+    con: float = NonNeg
+
+
+class CalibrateParams(_Strict):
+    epochs: int = NonNeg
+    lr: float = Pos
+    screening: Literal["s1", "s2", "s3", "maxprob"]
+    cold_start_epochs: int = NonNeg
+    kmeans_n_init: int = Pos
+    losses: LossSwitches
+    weights: LossWeights
+    warmup_free: bool
+    cal_heads_backprop: bool
+
+
+class EvaluateParams(_Strict):
+    ece_bins: int = Pos
+
+
+class Params(_Strict):
+    datasets: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    method: Literal["clib"]
+    data_root: str
+    device: Literal["auto", "cpu", "cuda"]
+    alpha: float = NonNeg
+    beta: float = NonNeg
+    preprocess: PreprocessParams
+    model: ModelParams
+    warmup: WarmupParams
+    calibrate: CalibrateParams
+    evaluate: EvaluateParams
+    catalog: dict[str, dict[str, Any]]
+
+
+def _fix_for(loc: str, err: dict) -> str:
+    kind = err.get("type", "")
+    if kind == "missing":
+        return f"add '{loc}' to params.yaml (see the README's parameter table)"
+    if kind == "extra_forbidden":
+        return f"remove '{loc}' or correct its spelling"
+    ctx = err.get("ctx") or {}
+    if "ge" in ctx:
+        return f"set '{loc}' to a value >= {ctx['ge']}"
+    if "gt" in ctx:
+        return f"set '{loc}' to a value > {ctx['gt']}"
+    if "expected" in ctx:
+        return f"set '{loc}' to one of {ctx['expected']}"
+    return f"correct '{loc}' in params.yaml"
+
+
+def parse_params(raw: dict, source: str | os.PathLike = "params.yaml") -> Params:
+    """Validate a params dict; the first problem becomes an ``InputError``."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        raise InputError(f"{err['msg']}{shown}", file=str(source), field=loc,
+                         fix=_fix_for(loc, err)) from None
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("parameter file not found", file=str(path),
+                         fix="run from the repository root, or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}", file=str(path), fix="repair the YAML syntax") from None
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping of parameters", file=str(path),
+                         fix="restore params.yaml from git (`git checkout params.yaml`)")
+    return parse_params(raw, path)
+
+
+def default_params() -> Params:
+    """The repository's params.yaml: the defaults for library use outside the pipeline."""
+    return load_params(DEFAULT_PARAMS)

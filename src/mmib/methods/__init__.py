@@ -1,0 +1,1 @@
+"""Clustering methods: each method's training lives in its own module."""

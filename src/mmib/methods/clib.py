@@ -1,0 +1,390 @@
+"""CLIB (ICLR 2026) as a scikit-learn style estimator.
+
+Two stages (Section 3.1, 4.1; METHOD.md section 1):
+
+1. IB warm-up: ``L_IB = sum_m KL_m - sum_{i<j} I_nce(i, j) - beta sum_m I_mine(m)`` (Eq. 3-5).
+2. Calibration: ``L_IB + alpha * L_Cal`` with
+   ``L_Cal = L_caliH + L_re + L_cluH + L_con`` (Eq. 2, 6-11), after a cold start
+   of the heads on K-Means labels (METHOD.md; a switch).
+
+The estimator never sees labels: ``fit`` takes only the views. The pipeline
+stages call ``fit_warmup`` and ``fit_calibration`` separately so DVC can cache
+the warm-up; ``fit`` runs both and gives the same numbers on the CPU.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.cluster import KMeans
+from tqdm.auto import tqdm
+
+from mmib import losses
+from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams, default_params
+from mmib.errors import InputError
+from mmib.methods.clib_model import CLIBNet, Encoded
+from mmib.runtime import resolve_device, seed_everything
+
+STATE_FORMAT = "mmib-clib-1"
+CALIBRATION_SEED_OFFSET = 1_000_003  # stage 2 re-seeds, so a resumed run equals a single fit()
+CAL_TERMS = ("caliH", "re", "cluH", "con")
+
+
+def _as_tensors(views: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
+    if not isinstance(views, (list, tuple)) or len(views) == 0:
+        raise InputError("expected a non-empty list of view arrays (N x d_m each)", field="views",
+                         fix="pass [X1, X2, ...] with one array per view")
+    arrays = [np.asarray(v, dtype=np.float32) for v in views]
+    n = {a.shape[0] for a in arrays}
+    if any(a.ndim != 2 for a in arrays) or len(n) != 1:
+        shapes = [a.shape for a in arrays]
+        raise InputError(f"views must be 2-D with the same number of rows, got shapes {shapes}",
+                         field="views", fix="give every view one row per sample, in the same order")
+    if any(not np.isfinite(a).all() for a in arrays):
+        bad = [m for m, a in enumerate(arrays) if not np.isfinite(a).all()]
+        raise InputError(f"views {bad} contain NaN or inf", field="views",
+                         fix="impute or drop the non-finite entries before fitting")
+    return [torch.from_numpy(a).to(device) for a in arrays]
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Shuffled index batches over the on-device tensors (no DataLoader).
+
+    The last incomplete batch is dropped (as the papers' code does) unless the
+    dataset is smaller than one batch; batch norm needs at least two rows.
+    """
+    order = torch.randperm(n, generator=gen)
+    size = min(batch_size, n)
+    n_full = n // size
+    return [order[i * size:(i + 1) * size] for i in range(n_full)]
+
+
+class CLIB:
+    """Calibrated Information Bottleneck for trusted multi-modal clustering.
+
+    Parameters mirror params.yaml: ``alpha``/``beta`` (Eq. 2, 5), ``model``,
+    ``warmup`` and ``calibrate`` sections. ``CLIB(n_clusters)`` uses the
+    repository's params.yaml defaults.
+    """
+
+    def __init__(self, n_clusters: int, *, alpha: float | None = None, beta: float | None = None,
+                 model: ModelParams | None = None, warmup: WarmupParams | None = None,
+                 calibrate: CalibrateParams | None = None, seed: int = 0, device: str = "auto",
+                 progress: bool = True) -> None:
+        if n_clusters is None or int(n_clusters) < 2:
+            raise InputError(f"n_clusters must be >= 2, got {n_clusters!r}", field="n_clusters",
+                             fix="pass the number of clusters C")
+        defaults = None
+        if None in (alpha, beta, model, warmup, calibrate):
+            defaults = default_params()
+        self.n_clusters = int(n_clusters)
+        self.alpha = defaults.alpha if alpha is None else float(alpha)
+        self.beta = defaults.beta if beta is None else float(beta)
+        self.model = model or defaults.model
+        self.warmup = warmup or defaults.warmup
+        self.calibrate = calibrate or defaults.calibrate
+        if self.alpha < 0 or self.beta < 0:
+            raise InputError("alpha and beta must be >= 0", field="alpha/beta", fix="use values in [0, 1]")
+        self.seed = int(seed)
+        self.device = device
+        self.progress = progress
+        self.net_: CLIBNet | None = None
+        self.history_: dict[str, dict[str, list[float]]] = {}
+        self.stages_done_: list[str] = []
+        self._mine_log_ema: list[torch.Tensor | None] = []
+
+    @classmethod
+    def from_params(cls, params: Params, n_clusters: int, seed: int, progress: bool = True) -> "CLIB":
+        return cls(n_clusters, alpha=params.alpha, beta=params.beta, model=params.model,
+                   warmup=params.warmup, calibrate=params.calibrate, seed=seed,
+                   device=params.device, progress=progress)
+
+    # ------------------------------------------------------------------ epochs
+    @property
+    def warmup_epochs(self) -> int:
+        """Table 2 row I (no warm-up) moves the warm-up budget into calibration."""
+        return 0 if self.calibrate.warmup_free else self.warmup.epochs
+
+    @property
+    def calibration_epochs(self) -> int:
+        extra = self.warmup.epochs if self.calibrate.warmup_free else 0
+        return self.calibrate.epochs + extra
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, views: list[np.ndarray], y: Any = None) -> "CLIB":
+        """Both stages. ``y`` is accepted for scikit-learn compatibility and ignored."""
+        return self.fit_warmup(views).fit_calibration(views)
+
+    def fit_predict(self, views: list[np.ndarray], y: Any = None) -> np.ndarray:
+        return self.fit(views).predict(views)
+
+    def predict_proba(self, views: list[np.ndarray]) -> np.ndarray:
+        """Cluster-head probabilities on the posterior means, eval mode (METHOD.md)."""
+        net = self._require_net()
+        xs = _as_tensors(views, self.device_)
+        net.eval()
+        with torch.no_grad():
+            enc = net.encode(xs, sample=False)
+            return torch.softmax(net.cluster_head(enc.fused), dim=1).cpu().numpy()
+
+    def predict(self, views: list[np.ndarray]) -> np.ndarray:
+        return self.predict_proba(views).argmax(axis=1)
+
+    def transform(self, views: list[np.ndarray]) -> np.ndarray:
+        """Fused features ``h^f`` on the posterior means."""
+        net = self._require_net()
+        xs = _as_tensors(views, self.device_)
+        net.eval()
+        with torch.no_grad():
+            return net.encode(xs, sample=False).fused.cpu().numpy()
+
+    def fusion_weights(self) -> np.ndarray:
+        return self._require_net().fusion.weights().detach().cpu().numpy()
+
+    # ------------------------------------------------------------------ stage 1
+    def fit_warmup(self, views: list[np.ndarray]) -> "CLIB":
+        """Stage 1: train encoders, fusion and critics on L_IB alone (Eq. 5)."""
+        self.device_ = resolve_device(self.device)
+        gen = seed_everything(self.seed)
+        xs = _as_tensors(views, self.device_)
+        self._build(xs)
+        net = self.net_
+        opt = torch.optim.Adam(net.ib_parameters(), lr=self.warmup.lr, weight_decay=self.warmup.weight_decay)
+        hist = defaultdict(list)
+        bar = tqdm(range(self.warmup_epochs), desc=f"warmup seed {self.seed}", disable=self._bar_off(),
+                   leave=False)
+        for _ in bar:
+            t0 = time.perf_counter()
+            net.train()
+            sums = defaultdict(float)
+            batches = _batches(xs[0].shape[0], self.warmup.batch_size, gen)
+            for idx in batches:
+                enc = net.encode([x[idx] for x in xs], sample=True)
+                loss, parts = self._ib_loss(enc)
+                self._step(opt, loss, net.ib_parameters())
+                for k, v in parts.items():
+                    sums[k] += v
+            self._record(hist, sums, len(batches), t0)
+            bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
+        self.history_["warmup"] = dict(hist)
+        self.stages_done_ = ["warmup"]
+        return self
+
+    # ------------------------------------------------------------------ stage 2
+    def fit_calibration(self, views: list[np.ndarray]) -> "CLIB":
+        """Stage 2: cold start, then ``L_IB + alpha * L_Cal`` with per-epoch targets and screening."""
+        if "warmup" not in self.stages_done_:
+            raise InputError("calibration needs a warmed-up model", field="stage",
+                             fix="call fit_warmup(views) first (or load a warm-up state)")
+        self.device_ = resolve_device(self.device)
+        gen = seed_everything(self.seed + CALIBRATION_SEED_OFFSET)
+        xs = _as_tensors(views, self.device_)
+        net = self.net_.to(self.device_)
+        hist = defaultdict(list)
+        self._cold_start(xs, gen, hist)
+        opt = torch.optim.Adam(net.parameters(), lr=self.calibrate.lr)
+        bar = tqdm(range(self.calibration_epochs), desc=f"calibrate seed {self.seed}",
+                   disable=self._bar_off(), leave=False)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            targets = self._epoch_targets(xs, epoch)
+            net.train()
+            sums = defaultdict(float)
+            batches = _batches(xs[0].shape[0], self.warmup.batch_size, gen)
+            for idx in batches:
+                loss, parts = self._calibration_loss([x[idx] for x in xs], {k: v[idx] for k, v in targets.items()
+                                                                            if torch.is_tensor(v)})
+                self._step(opt, loss, list(net.parameters()))
+                for k, v in parts.items():
+                    sums[k] += v
+            for m, k in enumerate(targets["k_selected"]):
+                sums[f"n_selected_view{m}"] = k * len(batches)
+            sums["kmeans_inertia"] = targets["kmeans_inertia"] * len(batches)
+            self._record(hist, sums, len(batches), t0)
+            bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
+        self.history_["calibrate"] = dict(hist)
+        self.stages_done_ = ["warmup", "calibrate"]
+        return self
+
+    # ------------------------------------------------------------------ losses
+    def _ib_loss(self, enc: Encoded) -> tuple[torch.Tensor, dict[str, float]]:
+        """L_IB on one batch (Eq. 5): weighted KL + NT-Xent over pairs - beta * MINE."""
+        net = self.net_
+        kl = sum(losses.gaussian_kl(mu, lv) for mu, lv in zip(enc.mus, enc.logvars))
+        pairs = list(itertools.combinations(range(len(enc.hs)), 2))
+        nce = sum(losses.info_nce(enc.hs[i], enc.hs[j], self.warmup.temperature) for i, j in pairs)
+        perm = torch.randperm(enc.fused.shape[0], device=enc.fused.device)
+        mine_est, mine_sur = [], []
+        for m, h in enumerate(enc.hs):
+            t_joint = net.critics[m](h, enc.fused)
+            t_marg = net.critics[m](h, enc.fused[perm])
+            est, sur, self._mine_log_ema[m] = losses.mine_dv(t_joint, t_marg, self._mine_log_ema[m],
+                                                             self.warmup.mine_ema_rate)
+            mine_est.append(est)
+            mine_sur.append(sur)
+        mine_sur_total = torch.stack(mine_sur).sum()
+        loss = self.warmup.kl_weight * kl + nce - self.beta * mine_sur_total
+        mine_total = float(torch.stack(mine_est).sum())
+        parts = {"kl": float(kl), "nce": float(nce), "mine": mine_total,
+                 "ib": float(self.warmup.kl_weight * kl + nce) - self.beta * mine_total}
+        parts["loss"] = parts["ib"]
+        return loss, parts
+
+    def _calibration_loss(self, xb: list[torch.Tensor], tb: dict[str, torch.Tensor]
+                          ) -> tuple[torch.Tensor, dict[str, float]]:
+        net = self.net_
+        enc = net.encode(xb, sample=True)
+        ib_loss, parts = self._ib_loss(enc)
+        clu_logp = F.log_softmax(net.cluster_head(enc.fused), dim=1)
+        # stop-gradient (Section 3.2.1 Note): calibration heads read detached h^m
+        cal_in = enc.hs if self.calibrate.cal_heads_backprop else [h.detach() for h in enc.hs]
+        cal_logp = [F.log_softmax(head(h), dim=1) for head, h in zip(net.cal_heads, cal_in)]
+        cal_p = [lp.exp() for lp in cal_logp]
+        terms = {
+            "caliH": lambda: losses.calibration_head_loss(tb["target"], cal_logp),
+            "re": lambda: losses.entropy_regulariser(cal_p),
+            "cluH": lambda: losses.cluster_head_loss(clu_logp, tb["pseudo"], tb["selected"]),
+            "con": lambda: losses.consistency_loss(cal_p, clu_logp),
+        }
+        switches = self.calibrate.losses.model_dump()
+        weights = self.calibrate.weights.model_dump()
+        l_cal = clu_logp.new_zeros(())
+        for name in CAL_TERMS:
+            if switches[name]:
+                value = terms[name]()
+                l_cal = l_cal + weights[name] * value
+                parts[name] = float(value)
+        parts["cal"] = float(l_cal)
+        parts["loss"] = parts["ib"] + self.alpha * parts["cal"]
+        return ib_loss + self.alpha * l_cal, parts
+
+    # ------------------------------------------------------------------ stage 2 helpers
+    def _kmeans(self, features: torch.Tensor, salt: int) -> KMeans:
+        rs = (self.seed * 7919 + salt) % (2**31 - 1)
+        return KMeans(self.n_clusters, n_init=self.calibrate.kmeans_n_init, random_state=rs).fit(
+            features.detach().cpu().numpy().astype(np.float64))
+
+    def _cold_start(self, xs: list[torch.Tensor], gen: torch.Generator, hist: dict) -> None:
+        """Fit the heads on K-Means labels of the fused features, encoders frozen (METHOD.md)."""
+        hist["cold_start_loss"] = []
+        if self.calibrate.cold_start_epochs == 0:
+            return
+        net = self.net_
+        net.eval()
+        with torch.no_grad():
+            enc = net.encode(xs, sample=False)
+        labels = torch.from_numpy(self._kmeans(enc.fused, salt=-1).labels_).long().to(self.device_)
+        opt = torch.optim.Adam(net.head_parameters(), lr=self.calibrate.lr)
+        net.cluster_head.train()
+        net.cal_heads.train()
+        for _ in range(self.calibrate.cold_start_epochs):
+            total, batches = 0.0, _batches(xs[0].shape[0], self.warmup.batch_size, gen)
+            for idx in batches:
+                y = labels[idx]
+                loss = F.cross_entropy(net.cluster_head(enc.fused[idx]), y)
+                loss = loss + sum(F.cross_entropy(head(h[idx]), y) for head, h in zip(net.cal_heads, enc.hs))
+                self._step(opt, loss, net.head_parameters())
+                total += float(loss)
+            hist["cold_start_loss"].append(total / max(len(batches), 1))
+
+    def _epoch_targets(self, xs: list[torch.Tensor], epoch: int) -> dict[str, Any]:
+        """Per-epoch targets over all N samples (Section 3.2.1-3.2.2).
+
+        K-Means on the detached fused features gives pseudo-clusters Q_c;
+        q_c is the mean cluster-head prediction over Q_c (target of L_caliH).
+        Each view's calibration predictions are screened (Eq. 9) into the
+        pseudo-label set S used by L_cluH.
+        """
+        net = self.net_
+        net.eval()
+        with torch.no_grad():
+            enc = net.encode(xs, sample=False)
+            p_clu = torch.softmax(net.cluster_head(enc.fused), dim=1)
+            p_cal = [torch.softmax(head(h), dim=1) for head, h in zip(net.cal_heads, enc.hs)]
+        km = self._kmeans(enc.fused, salt=epoch)
+        assign = torch.from_numpy(km.labels_).long().to(self.device_)
+        q = torch.zeros(self.n_clusters, self.n_clusters, device=self.device_)
+        q.index_add_(0, assign, p_clu)
+        counts = torch.bincount(assign, minlength=self.n_clusters).clamp_min(1).unsqueeze(1)
+        q = q / counts
+        selected, pseudo, k_sel = [], [], []
+        for p in p_cal:
+            sel, lab, k = losses.screen(p, self.calibrate.screening)
+            selected.append(sel)
+            pseudo.append(lab)
+            k_sel.append(k)
+        return {
+            "target": q[assign],
+            "selected": torch.stack(selected, dim=1).float(),
+            "pseudo": torch.stack(pseudo, dim=1),
+            "k_selected": k_sel,
+            "kmeans_inertia": float(km.inertia_),
+        }
+
+    # ------------------------------------------------------------------ plumbing
+    def _build(self, xs: list[torch.Tensor]) -> None:
+        dims = [int(x.shape[1]) for x in xs]
+        if self.n_clusters > xs[0].shape[0]:
+            raise InputError(f"{self.n_clusters} clusters for {xs[0].shape[0]} samples", field="n_clusters",
+                             fix="use fewer clusters than samples")
+        self.dims_ = dims
+        self.net_ = CLIBNet(dims, self.n_clusters, self.model, self.warmup.mine_clamp).to(self.device_)
+        self._mine_log_ema = [None] * len(dims)
+
+    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: list) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, self.warmup.grad_clip)
+        opt.step()
+
+    def _record(self, hist: dict, sums: dict, n_batches: int, t0: float) -> None:
+        for k, v in sums.items():
+            hist[k].append(v / max(n_batches, 1))
+        for m, w in enumerate(self.fusion_weights()):
+            hist[f"fusion_w_view{m}"].append(float(w))
+        hist["epoch_seconds"].append(time.perf_counter() - t0)
+
+    def _bar_off(self) -> bool | None:
+        return None if self.progress else True
+
+    def _require_net(self) -> CLIBNet:
+        if self.net_ is None:
+            raise InputError("the model is not fitted", field="model", fix="call fit(views) first")
+        return self.net_
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume or predict: weights, MINE averages, history."""
+        net = self._require_net()
+        return {
+            "format": STATE_FORMAT,
+            "n_clusters": self.n_clusters,
+            "dims": self.dims_,
+            "seed": self.seed,
+            "stages_done": list(self.stages_done_),
+            "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "mine_log_ema": [None if e is None else float(e) for e in self._mine_log_ema],
+            "history": self.history_,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> "CLIB":
+        if state.get("format") != STATE_FORMAT:
+            raise InputError(f"not a CLIB state (format {state.get('format')!r})", field="format",
+                             fix="re-run the warm-up stage: dvc repro warmup@<dataset>")
+        self.device_ = resolve_device(self.device)
+        self.n_clusters = state["n_clusters"]
+        self.dims_ = state["dims"]
+        self.net_ = CLIBNet(self.dims_, self.n_clusters, self.model, self.warmup.mine_clamp)
+        self.net_.load_state_dict(state["net"])
+        self.net_.to(self.device_)
+        self._mine_log_ema = [None if e is None else torch.tensor(e, device=self.device_)
+                              for e in state["mine_log_ema"]]
+        self.history_ = dict(state["history"])
+        self.stages_done_ = list(state["stages_done"])
+        return self

@@ -1,0 +1,76 @@
+"""Network building blocks shared by the IB methods (METHOD.md sections 1 and 4)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class VariationalEncoder(nn.Module):
+    """Per-view encoder ``d -> w -> w -> 2H`` (BN + ReLU between); output split into mu, log-variance."""
+
+    def __init__(self, in_dim: int, width: int, latent_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, width), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.Linear(width, 2 * latent_dim),
+        )
+        self.latent_dim = latent_dim
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.net(x).chunk(2, dim=1)
+        # a bounded log-variance keeps exp() finite early in training
+        return mu, logvar.clamp(-10.0, 10.0)
+
+
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, sample: bool) -> torch.Tensor:
+    """``h = mu + sigma * eps`` when sampling (training), ``mu`` otherwise."""
+    if not sample:
+        return mu
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+class ClusterHead(nn.Module):
+    """``Linear(H, w) - BN - ReLU - Linear(w, C)``; softmax is applied by the caller."""
+
+    def __init__(self, latent_dim: int, width: int, n_clusters: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, width), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.Linear(width, n_clusters),
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)
+
+
+class MineCritic(nn.Module):
+    """Statistics network ``T([a, b])`` of MINE (concat MLP w-w-1), output clamped."""
+
+    def __init__(self, dim_a: int, dim_b: int, width: int, clamp: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim_a + dim_b, width), nn.ReLU(),
+            nn.Linear(width, width), nn.ReLU(),
+            nn.Linear(width, 1),
+        )
+        self.clamp = clamp
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([a, b], dim=1)).squeeze(1).clamp(-self.clamp, self.clamp)
+
+
+class WeightedFusion(nn.Module):
+    """``h^f = sum_m w_m h^m`` with ``w = softmax(logits)``, logits initialised equal (Section 3.1)."""
+
+    def __init__(self, n_views: int) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(n_views))
+
+    def weights(self) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=0)
+
+    def forward(self, hs: list[torch.Tensor]) -> torch.Tensor:
+        w = self.weights()
+        return sum(w[m] * h for m, h in enumerate(hs))

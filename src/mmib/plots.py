@@ -1,0 +1,109 @@
+"""Small, generic figures of the evaluation, written atomically.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot,
+no global state, no display needed): raster formats render with the Agg
+backend. The format follows the target's suffix (``.png`` by default) and the
+PNG carries no matplotlib version stamp, so identical data give identical
+bytes (stable DVC hashes).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .atomic_io import atomic_path
+from .errors import InputError
+from .metrics import ece_from_table, mean_confidence_from_table
+
+_DPI = 120
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    """Write ``fig`` to ``path`` atomically; the format is the suffix (default png)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    metadata = {"Software": None} if fmt == "png" else None
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=_DPI, metadata=metadata)
+    return path
+
+
+def reliability_diagram(table: pd.DataFrame, path: str | os.PathLike,
+                        title: str = "Reliability diagram") -> Path:
+    """Bars of accuracy per confidence bin against the diagonal (perfect calibration).
+
+    ``table`` is :func:`mmib.metrics.reliability_table` (edges in [0, 1],
+    accuracy and confidence in percent). Bars show the accuracy of occupied
+    bins, a marker the mean confidence in each bin; the title gives ECE and
+    the mean confidence (METHOD.md: near-uniform outputs have low ECE).
+    """
+    missing = {"bin_lower", "bin_upper", "count", "accuracy", "confidence"} - set(table.columns)
+    if missing:
+        raise InputError(f"reliability table lacks columns {sorted(missing)}", field="table",
+                         fix="build it with mmib.metrics.reliability_table")
+    lower = 100.0 * table["bin_lower"].to_numpy(dtype=float)
+    width = 100.0 * table["bin_upper"].to_numpy(dtype=float) - lower
+    occupied = table["count"].to_numpy() > 0
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.add_subplot()
+    ax.bar(lower[occupied], table["accuracy"].to_numpy(dtype=float)[occupied],
+           width=width[occupied], align="edge", edgecolor="black", color="tab:blue",
+           alpha=0.8, label="accuracy")
+    centres = lower + width / 2
+    ax.plot(centres[occupied], table["confidence"].to_numpy(dtype=float)[occupied], "o",
+            color="tab:orange", markersize=4, label="mean confidence")
+    ax.plot([0, 100], [0, 100], "--", color="gray", label="perfect calibration")
+    ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="confidence (%)", ylabel="accuracy (%)")
+    ece = ece_from_table(table)
+    conf = mean_confidence_from_table(table)
+    ax.set_title(f"{title}\nECE {ece:.2f}%, mean confidence {conf:.2f}%", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def training_curves(curves: Mapping[str, Sequence[float]], path: str | os.PathLike,
+                    title: str = "Training curves") -> Path:
+    """One subplot per curve (value per epoch, x = epoch index from 0), up to 3 per row."""
+    if not curves:
+        raise InputError("no curves to plot", field="curves", fix="pass at least one named curve")
+    n = len(curves)
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(4.0 * ncols, 2.8 * nrows))
+    for i, (name, values) in enumerate(curves.items()):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        y = np.asarray(values, dtype=float)
+        ax.plot(np.arange(y.size), y, linewidth=1.2)
+        ax.set(title=name, xlabel="epoch")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def fusion_weights_plot(weights: Sequence[Sequence[float]], view_names: Sequence[str],
+                        path: str | os.PathLike, title: str = "Fusion weights") -> Path:
+    """Fusion weight of each view per epoch (METHOD.md: log ``w`` every epoch, paper Fig. 6).
+
+    ``weights[e][m]`` is the weight of view ``m`` after epoch ``e``.
+    """
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 2 or w.shape[1] != len(view_names) or w.shape[0] == 0:
+        raise InputError(f"weights of shape {w.shape} do not match {len(view_names)} views",
+                         field="weights", fix="pass one list of per-view weights per epoch")
+    fig = Figure(figsize=(5.5, 3.5))
+    ax = fig.add_subplot()
+    epochs = np.arange(w.shape[0])
+    for m, name in enumerate(view_names):
+        ax.plot(epochs, w[:, m], label=str(name), linewidth=1.2)
+    ax.set(xlabel="epoch", ylabel="weight", title=title)
+    ax.legend(fontsize=8, ncol=min(3, len(view_names)))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -1,0 +1,50 @@
+"""Each plot writes a non-empty PNG, atomically (no temporary file left behind)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmib.errors import InputError
+from mmib.metrics import reliability_table
+from mmib.plots import fusion_weights_plot, reliability_diagram, training_curves
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 1000
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_reliability_diagram(tmp_path):
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.2, 1.0, 300)
+    correct = rng.random(300) < conf
+    out = reliability_diagram(reliability_table(conf, correct), tmp_path / "d" / "rel.png", "CLIB")
+    _assert_png(out)
+
+
+def test_training_curves(tmp_path):
+    curves = {"loss": [3.0, 2.0, 1.5, 1.2], "kl": [0.1, 0.2, 0.2, 0.3], "nce": [5, 4, 3, 3],
+              "mine": [0.0, 0.5, 0.9, 1.0]}  # 4 curves: two rows of subplots
+    _assert_png(training_curves(curves, tmp_path / "curves.png", "warm-up"))
+    with pytest.raises(InputError):
+        training_curves({}, tmp_path / "empty.png")
+
+
+def test_fusion_weights_plot(tmp_path):
+    weights = [[0.5, 0.5], [0.55, 0.45], [0.6, 0.4]]
+    _assert_png(fusion_weights_plot(weights, ["img", "txt"], tmp_path / "w.png"))
+    with pytest.raises(InputError, match="views"):
+        fusion_weights_plot(weights, ["a", "b", "c"], tmp_path / "bad.png")
+
+
+def test_same_data_same_bytes(tmp_path):
+    table = reliability_table([0.9, 0.8, 0.3], [1, 0, 1])
+    a = reliability_diagram(table, tmp_path / "a" / "r.png").read_bytes()
+    b = reliability_diagram(table, tmp_path / "b" / "r.png").read_bytes()
+    assert a == b  # stable DVC hashes for identical results
