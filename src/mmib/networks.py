@@ -46,19 +46,35 @@ class ClusterHead(nn.Module):
 
 
 class MineCritic(nn.Module):
-    """Statistics network ``T([a, b])`` of MINE (concat MLP w-w-1), output clamped."""
+    """Statistics network ``T([a, b])`` of MINE (concat MLP w-w-1), output clamped.
+
+    The first layer acts on the concatenation, ``W [a; b] = W_a a + W_b b``, so
+    the joint pairs ``(a_i, b_i)`` and the shuffled pairs ``(a_i, b_perm(i))``
+    share the two projections: ``joint_and_marginal`` computes both for the
+    cost of one first layer, with exactly the same function as ``forward``.
+    """
 
     def __init__(self, dim_a: int, dim_b: int, width: int, clamp: float) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim_a + dim_b, width), nn.ReLU(),
-            nn.Linear(width, width), nn.ReLU(),
-            nn.Linear(width, 1),
-        )
+        self.dim_a = dim_a
+        self.first = nn.Linear(dim_a + dim_b, width)
+        self.rest = nn.Sequential(nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1))
         self.clamp = clamp
 
+    def _out(self, pre: torch.Tensor) -> torch.Tensor:
+        return self.rest(pre).squeeze(-1).clamp(-self.clamp, self.clamp)
+
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([a, b], dim=1)).squeeze(1).clamp(-self.clamp, self.clamp)
+        return self._out(self.first(torch.cat([a, b], dim=1)))
+
+    def joint_and_marginal(self, a: torch.Tensor, b: torch.Tensor, perm: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        w_a, w_b = self.first.weight[:, :self.dim_a], self.first.weight[:, self.dim_a:]
+        pa = a @ w_a.t()
+        pb = torch.addmm(self.first.bias, b, w_b.t())
+        out = self._out(torch.cat([pa + pb, pa + pb[perm]], dim=0))
+        n = a.shape[0]
+        return out[:n], out[n:]
 
 
 class WeightedFusion(nn.Module):

@@ -1,0 +1,14 @@
+"""DVC stage `calibrate@<dataset>`: stage 2 of CLIB, L_IB + alpha L_Cal (Eq. 2), for every seed on device `auto`; models/<dataset>/calibrate/.
+
+    PYTHONPATH=src python pipeline/calibrate.py <dataset> [--params params.yaml]
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # no editable install needed
+
+from mmib import stages  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(stages.main("calibrate"))

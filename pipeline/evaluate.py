@@ -1,0 +1,14 @@
+"""DVC stage `evaluate@<dataset>`: ACC, NMI, ARI, ECE and mean confidence per seed and mean +- std, plots, MLflow run.
+
+    PYTHONPATH=src python pipeline/evaluate.py <dataset> [--params params.yaml]
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # no editable install needed
+
+from mmib import stages  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(stages.main("evaluate"))

@@ -1,0 +1,14 @@
+"""DVC stage `summarize`: one metrics file nested by dataset: metrics/metrics.json (and metrics.md).
+
+    PYTHONPATH=src python pipeline/summarize.py [--params params.yaml]
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # no editable install needed
+
+from mmib import stages  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(stages.main("summarize"))

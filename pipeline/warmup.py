@@ -1,0 +1,14 @@
+"""DVC stage `warmup@<dataset>`: stage 1 of CLIB, the IB warm-up (Eq. 5), for every seed; state dicts in models/<dataset>/warmup/.
+
+    PYTHONPATH=src python pipeline/warmup.py <dataset> [--params params.yaml]
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # no editable install needed
+
+from mmib import stages  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(stages.main("warmup"))

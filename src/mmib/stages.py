@@ -1,0 +1,275 @@
+"""What each DVC stage does, beyond the estimator: I/O, tracking and plots.
+
+The scripts in ``pipeline/`` are thin command-line wrappers around these
+functions. Training stages never load labels: only :func:`evaluate` does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from mmib import plots
+from mmib.atomic_io import atomic_path, save_torch, write_json, write_text
+from mmib.config import Params, load_params
+from mmib.errors import InputError
+
+MODELS = Path("models")
+METRICS = Path("metrics")
+PROCESSED = Path("data/processed")
+
+# Params each stage declares in dvc.yaml (and logs to MLflow): one list, used by both.
+STAGE_PARAMS = {
+    "warmup": ["seeds", "method", "device", "beta", "model", "warmup", "calibrate.warmup_free"],
+    "calibrate": ["seeds", "method", "device", "alpha", "beta", "model", "warmup", "calibrate"],
+}
+
+
+# ---------------------------------------------------------------- paths
+def model_path(dataset: str, stage: str, seed: int) -> Path:
+    return MODELS / dataset / stage / f"seed{seed}.pt"
+
+
+def curves_path(dataset: str, stage: str) -> Path:
+    return METRICS / dataset / f"{stage}_curves.csv"
+
+
+def evaluation_path(dataset: str) -> Path:
+    return METRICS / "evaluate" / f"{dataset}.json"
+
+
+# ---------------------------------------------------------------- helpers
+def _select(params: Params, keys: list[str]) -> dict[str, Any]:
+    """The declared subset of params, as nested dicts (``calibrate.warmup_free`` -> dotted leaf)."""
+    full = params.model_dump()
+    out: dict[str, Any] = {}
+    for key in keys:
+        node: Any = full
+        for part in key.split("."):
+            node = node[part]
+        out[key] = node
+    return out
+
+
+def _training_views(dataset: str) -> tuple[list[np.ndarray], int]:
+    """Views and cluster count: deliberately no labels (honest protocol)."""
+    from mmib.data.processed import load_processed
+
+    views, _labels, n_clusters = load_processed(PROCESSED / f"{dataset}.npz")
+    return views, n_clusters
+
+
+def _load_torch(path: Path, stage_hint: str) -> dict:
+    import torch
+
+    if not path.exists():
+        raise InputError("model state not found", file=str(path),
+                         fix=f"run `dvc repro {stage_hint}` first")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise InputError(f"cannot read the model state ({exc.__class__.__name__})", file=str(path),
+                         fix=f"re-run `dvc repro -f {stage_hint}`") from None
+
+
+def _curves_frame(histories: dict[int, dict[str, list[float]]]) -> pd.DataFrame:
+    frames = []
+    for seed, hist in histories.items():
+        n = max((len(v) for v in hist.values()), default=0)
+        cols = {k: v for k, v in hist.items() if len(v) == n}  # per-epoch series only
+        frame = pd.DataFrame(cols)
+        frame.insert(0, "epoch", np.arange(1, n + 1))
+        frame.insert(0, "seed", seed)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+
+
+# ---------------------------------------------------------------- training stages
+def train(stage: str, dataset: str, params: Params) -> None:
+    """Warm-up (stage 1) or calibration (stage 2) of every seed, with tracking."""
+    from mmib import tracking
+    from mmib.methods.clib import CLIB
+
+    views, n_clusters = _training_views(dataset)
+    declared = _select(params, STAGE_PARAMS[stage])
+    histories: dict[int, dict[str, list[float]]] = {}
+    outputs: list[tuple[Path, Any]] = []
+    for seed in params.seeds:
+        model = CLIB.from_params(params, n_clusters, seed=seed)
+        if stage == "warmup":
+            model.fit_warmup(views)
+        else:
+            model.load_state(_load_torch(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
+            model.fit_calibration(views)
+        state = model.state()
+        histories[seed] = state["history"][stage]
+        outputs.append((model_path(dataset, stage, seed), state))
+        with tracking.start_stage_run(stage, dataset, declared, seed=seed, device=str(model.device_)) as run:
+            run.log_curve({k: v for k, v in histories[seed].items()})
+            last = {f"final_{k}": v[-1] for k, v in histories[seed].items() if v}
+            run.log_metrics(last)
+    # write every seed's state only after all succeeded: a failure leaves old outputs intact
+    for path, state in outputs:
+        save_torch(path, state)
+    frame = _curves_frame(histories)
+    _write_csv(curves_path(dataset, stage), frame)
+    print(f"{stage} {dataset}: {len(params.seeds)} seed(s) -> {MODELS / dataset / stage}")
+
+
+# ---------------------------------------------------------------- evaluate
+def evaluate(dataset: str, params: Params) -> dict[str, Any]:
+    """ACC/NMI/ARI/ECE per seed and mean +- std; reliability and training plots; MLflow."""
+    from mmib import metrics, tracking
+    from mmib.data.processed import load_processed
+    from mmib.methods.clib import CLIB
+
+    views, labels, n_clusters = load_processed(PROCESSED / f"{dataset}.npz")
+    if labels is None:
+        raise InputError("the dataset has no labels, so ACC/NMI/ECE cannot be computed",
+                         file=str(PROCESSED / f"{dataset}.npz"), field="labels",
+                         fix="add labels to the catalog entry, or use the calibrated models' predictions only")
+    bins = params.evaluate.ece_bins
+    per_seed: dict[str, dict[str, float]] = {}
+    final_loss: dict[int, float] = {}
+    confidences, corrects, histories = [], [], {}
+    for seed in params.seeds:
+        state = _load_torch(model_path(dataset, "calibrate", seed), f"calibrate@{dataset}")
+        model = CLIB.from_params(params, n_clusters, seed=seed, progress=False).load_state(state)
+        proba = model.predict_proba(views)
+        per_seed[f"seed{seed}"] = metrics.evaluate_soft_clustering(labels, proba, n_bins=bins)
+        _pred, conf, correct, _map = metrics.soft_predictions(labels, proba)
+        confidences.append(conf)
+        corrects.append(correct)
+        histories[seed] = state["history"]
+        final_loss[seed] = float(state["history"]["calibrate"]["loss"][-1])
+    summary = metrics.mean_std(list(per_seed.values()))
+    # label-free choice (METHOD.md section 2): the seed with the lowest final training loss
+    chosen = min(final_loss, key=final_loss.get)
+    result = {
+        "n_seeds": len(params.seeds),
+        **summary,
+        "lowest_loss_seed": {"seed": chosen, "final_loss": final_loss[chosen], **per_seed[f"seed{chosen}"]},
+        "per_seed": per_seed,
+    }
+    out_dir = METRICS / dataset
+    table = metrics.reliability_table(np.concatenate(confidences), np.concatenate(corrects), n_bins=bins)
+    _write_csv(out_dir / "reliability.csv", table)
+    figures = [
+        plots.reliability_diagram(table, out_dir / "plots" / "reliability.png",
+                                  title=f"{dataset}: reliability, all seeds"),
+        plots.training_curves(_loss_curves(histories), out_dir / "plots" / "training_curves.png",
+                              title=f"{dataset}: training curves (seed {params.seeds[0]})"),
+        plots.fusion_weights_plot(_fusion_curve(histories[params.seeds[0]]),
+                                  [f"view{m}" for m in range(len(views))],
+                                  out_dir / "plots" / "fusion_weights.png",
+                                  title=f"{dataset}: fusion weights (seed {params.seeds[0]})"),
+    ]
+    write_json(evaluation_path(dataset), result)
+    full = params.model_dump()
+    full["catalog"] = {dataset: full["catalog"].get(dataset)}
+    with tracking.start_stage_run("evaluate", dataset, full, device="cpu") as run:
+        run.log_metrics({f"{k}_mean": v["mean"] for k, v in summary.items()})
+        run.log_metrics({f"{k}_std": v["std"] for k, v in summary.items()})
+        run.log_metrics({f"{s}.{k}": v for s, d in per_seed.items() for k, v in d.items()})
+        run.log_artifact(evaluation_path(dataset), "metrics")
+        run.log_artifact(out_dir / "reliability.csv", "metrics")
+        for fig in figures:
+            run.log_artifact(fig, "plots")
+        for seed in params.seeds:
+            run.log_artifact(model_path(dataset, "calibrate", seed), "state_dicts")
+    return result
+
+
+def _loss_curves(histories: dict[int, dict]) -> dict[str, list[float]]:
+    """Both stages of the first seed, end to end (x = epoch over the whole run)."""
+    hist = next(iter(histories.values()))
+    curves: dict[str, list[float]] = {}
+    for stage in ("warmup", "calibrate"):
+        for key, values in hist.get(stage, {}).items():
+            if key.startswith("fusion_w") or key.startswith("n_selected") or key == "cold_start_loss":
+                continue
+            curves.setdefault(key, [])
+            pad = len(hist.get("warmup", {}).get("loss", [])) if stage == "calibrate" else 0
+            curves[key] += [float("nan")] * max(0, pad - len(curves[key])) + list(values)
+    return curves
+
+
+def _fusion_curve(hist: dict) -> list[list[float]]:
+    rows: list[list[float]] = []
+    for stage in ("warmup", "calibrate"):
+        h = hist.get(stage, {})
+        keys = sorted(k for k in h if k.startswith("fusion_w_view"))
+        rows += [list(r) for r in zip(*(h[k] for k in keys))]
+    return rows
+
+
+# ---------------------------------------------------------------- summary
+def summarize(params: Params) -> dict[str, Any]:
+    """One metrics file nested by dataset (readable `dvc exp show` columns)."""
+    out: dict[str, Any] = {}
+    for dataset in params.datasets:
+        path = evaluation_path(dataset)
+        if not path.exists():
+            raise InputError("evaluation missing", file=str(path), fix=f"run `dvc repro evaluate@{dataset}`")
+        ev = json.loads(path.read_text())
+        out[dataset] = {k: ev[k] for k in ("acc", "nmi", "ari", "ece", "mean_confidence")}
+        out[dataset]["lowest_loss_seed"] = {k: ev["lowest_loss_seed"][k] for k in ("seed", "acc", "nmi", "ece")}
+    write_json(METRICS / "metrics.json", out)
+    lines = ["| dataset | ACC | NMI | ARI | ECE | mean conf |", "|---|---|---|---|---|---|"]
+    for name, m in out.items():
+        cells = [f"{m[k]['mean']:.1f} ± {m[k]['std']:.1f}" for k in ("acc", "nmi", "ari", "ece", "mean_confidence")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    write_text(METRICS / "metrics.md", "\n".join(lines) + "\n")
+    return out
+
+
+# ---------------------------------------------------------------- CLI wrapper
+def run_cli(fn: Callable[..., Any], *args: Any, params_path: str = "params.yaml") -> int:
+    """Run a stage function; bad input becomes a one-paragraph message and exit status 2."""
+    try:
+        params = load_params(params_path)
+        for dataset in args:
+            check_dataset_declared(dataset, params)
+        fn(*args, params)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+STAGES: dict[str, Callable[..., Any]] = {
+    "warmup": lambda dataset, params: train("warmup", dataset, params),
+    "calibrate": lambda dataset, params: train("calibrate", dataset, params),
+    "evaluate": lambda dataset, params: evaluate(dataset, params),
+    "summarize": lambda params: summarize(params),
+}
+
+
+def main(stage: str, argv: list[str] | None = None) -> int:
+    """Command line of one stage: ``<stage>.py [dataset] [--params params.yaml]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"pipeline/{stage}.py", description=f"DVC stage {stage}")
+    if stage != "summarize":
+        parser.add_argument("dataset", help="a name from the `catalog:` section of params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    args = parser.parse_args(argv)
+    datasets = [] if stage == "summarize" else [args.dataset]
+    return run_cli(STAGES[stage], *datasets, params_path=args.params)
+
+
+def check_dataset_declared(dataset: str, params: Params) -> None:
+    if dataset not in params.catalog:
+        raise InputError(f"unknown dataset {dataset!r}; known: {sorted(params.catalog)}",
+                         file="params.yaml", field="datasets",
+                         fix="use a name from `catalog:` or add an entry for it")
