@@ -36,10 +36,12 @@ CALIBRATION_SEED_OFFSET = 1_000_003  # stage 2 re-seeds, so a resumed run equals
 CAL_TERMS = ("caliH", "re", "cluH", "con")
 
 
-def _as_tensors(views: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
-    if not isinstance(views, (list, tuple)) or len(views) == 0:
-        raise InputError("expected a non-empty list of view arrays (N x d_m each)", field="views",
-                         fix="pass [X1, X2, ...] with one array per view")
+def _as_tensors(views: list[np.ndarray], device: torch.device,
+                expected_dims: list[int] | None = None) -> list[torch.Tensor]:
+    """Validate the views (and, for a fitted model, their number and widths) and move them to the device."""
+    if not isinstance(views, (list, tuple)) or len(views) < 2:
+        raise InputError("expected a list of at least two view arrays (N x d_m each): CLIB is multi-modal",
+                         field="views", fix="pass [X1, X2, ...] with one array per view")
     arrays = [np.asarray(v, dtype=np.float32) for v in views]
     n = {a.shape[0] for a in arrays}
     if any(a.ndim != 2 for a in arrays) or len(n) != 1:
@@ -50,6 +52,10 @@ def _as_tensors(views: list[np.ndarray], device: torch.device) -> list[torch.Ten
         bad = [m for m, a in enumerate(arrays) if not np.isfinite(a).all()]
         raise InputError(f"views {bad} contain NaN or inf", field="views",
                          fix="impute or drop the non-finite entries before fitting")
+    dims = [int(a.shape[1]) for a in arrays]
+    if expected_dims is not None and dims != list(expected_dims):
+        raise InputError(f"the model was fitted on views of widths {list(expected_dims)}, got {dims}",
+                         field="views", fix="pass the same views, in the same order, as at fit time")
     return [torch.from_numpy(a).to(device) for a in arrays]
 
 
@@ -132,7 +138,7 @@ class CLIB:
     def predict_proba(self, views: list[np.ndarray]) -> np.ndarray:
         """Cluster-head probabilities on the posterior means, eval mode (METHOD.md)."""
         net = self._require_net()
-        xs = _as_tensors(views, self.device_)
+        xs = _as_tensors(views, self.device_, self.dims_)
         net.eval()
         with torch.no_grad():
             enc = net.encode(xs, sample=False)
@@ -144,7 +150,7 @@ class CLIB:
     def transform(self, views: list[np.ndarray]) -> np.ndarray:
         """Fused features ``h^f`` on the posterior means."""
         net = self._require_net()
-        xs = _as_tensors(views, self.device_)
+        xs = _as_tensors(views, self.device_, self.dims_)
         net.eval()
         with torch.no_grad():
             return net.encode(xs, sample=False).fused.cpu().numpy()
@@ -189,7 +195,7 @@ class CLIB:
                              fix="call fit_warmup(views) first (or load a warm-up state)")
         self.device_ = resolve_device(self.device)
         gen = seed_everything(self.seed + CALIBRATION_SEED_OFFSET)
-        xs = _as_tensors(views, self.device_)
+        xs = _as_tensors(views, self.device_, self.dims_)
         net = self.net_.to(self.device_)
         hist = defaultdict(list)
         self._cold_start(xs, gen, hist)

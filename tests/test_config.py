@@ -1,0 +1,115 @@
+"""params.yaml validation (``mmib.config``): a bad entry names the file and the dotted field."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from mmib.config import DEFAULT_PARAMS, Params, default_params, load_params, parse_params
+from mmib.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return yaml.safe_load(DEFAULT_PARAMS.read_text())
+
+
+def edited(raw: dict, dotted: str, value=None, *, delete: bool = False) -> dict:
+    out = copy.deepcopy(raw)
+    *path, last = dotted.split(".")
+    node = out
+    for key in path:
+        node = node[key]
+    if delete:
+        del node[last]
+    else:
+        node[last] = value
+    return out
+
+
+def test_repository_params_load():
+    p = load_params(DEFAULT_PARAMS)
+    assert isinstance(p, Params)
+    assert p.method == "clib"
+    assert p.calibrate.screening in ("s1", "s2", "s3", "maxprob")
+    assert p.warmup.epochs >= 0 and p.calibrate.epochs >= 0
+    assert 0 < p.warmup.mine_ema_rate < 1
+    assert set(p.datasets) <= set(p.catalog)
+    assert default_params() == p
+
+
+def test_params_are_frozen():
+    p = default_params()
+    with pytest.raises(Exception):
+        p.alpha = 0.9  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("dotted, value, hint", [
+    ("warmup.epochs", -1, ">= 0"),
+    ("alpha", -0.5, ">= 0"),
+    ("beta", -1.0, ">= 0"),
+    ("calibrate.epochs", -3, ">= 0"),
+    ("warmup.batch_size", 1, ">= 2"),
+    ("warmup.lr", 0.0, "> 0"),
+    ("warmup.mine_ema_rate", 1.0, "mine_ema_rate"),
+    ("model.latent_dim", 0, "> 0"),
+    ("calibrate.screening", "s4", "s1"),
+    ("calibrate.losses.caliH", "maybe", "caliH"),
+    ("device", "tpu", "auto"),
+])
+def test_bad_value_names_file_and_field(raw, dotted, value, hint):
+    with pytest.raises(InputError) as exc:
+        parse_params(edited(raw, dotted, value))
+    msg = str(exc.value)
+    assert "params.yaml" in msg
+    assert f"'{dotted}'" in msg
+    assert exc.value.field == dotted
+    assert hint in exc.value.fix
+
+
+@pytest.mark.parametrize("dotted", ["warmup.epoch", "calibrate.losses.entropy", "gamma"])
+def test_unknown_key_names_file_and_field(raw, dotted):
+    with pytest.raises(InputError) as exc:
+        parse_params(edited(raw, dotted, 3))
+    msg = str(exc.value)
+    assert "params.yaml" in msg and f"'{dotted}'" in msg
+    assert exc.value.field == dotted
+    assert "remove" in exc.value.fix
+
+
+@pytest.mark.parametrize("dotted", ["model", "calibrate", "warmup.temperature", "calibrate.losses"])
+def test_missing_section_or_field(raw, dotted):
+    with pytest.raises(InputError) as exc:
+        parse_params(edited(raw, dotted, delete=True))
+    msg = str(exc.value)
+    assert "params.yaml" in msg and f"'{dotted}'" in msg
+    assert exc.value.field == dotted
+    assert "add" in exc.value.fix
+
+
+def test_load_params_names_the_file_it_read(raw, tmp_path):
+    path = tmp_path / "exp" / "params.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(edited(raw, "warmup.epochs", -1)))
+    with pytest.raises(InputError) as exc:
+        load_params(path)
+    assert exc.value.file == str(path)
+    assert str(path) in str(exc.value) and "'warmup.epochs'" in str(exc.value)
+
+
+def test_load_params_missing_file(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("text, match", [("alpha: [1, 2\n", "not valid YAML"),
+                                         ("- just\n- a list\n", "mapping"),
+                                         ("", "mapping")])
+def test_load_params_unreadable_yaml(tmp_path, text, match):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=match) as exc:
+        load_params(path)
+    assert "params.yaml" in str(exc.value)
