@@ -34,7 +34,8 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def make_clib(seed: int = 0, *, warmup_free: bool = False, screening: str = "s2") -> CLIB:
+def make_clib(seed: int = 0, *, warmup_free: bool = False, screening: str = "s2",
+              con_reduction: str = "sum") -> CLIB:
     return CLIB(
         n_clusters=C, alpha=0.5, beta=0.5,
         model=ModelParams(latent_dim=LATENT, encoder_width=16, head_width=16, mine_width=16),
@@ -43,7 +44,7 @@ def make_clib(seed: int = 0, *, warmup_free: bool = False, screening: str = "s2"
         calibrate=CalibrateParams(epochs=C_EPOCHS, lr=1e-2, screening=screening, cold_start_epochs=1,
                                   kmeans_n_init=1,
                                   losses=LossSwitches(caliH=True, re=True, cluH=True, con=True),
-                                  weights=LossWeights(caliH=1.0, re=1.0, cluH=1.0, con=1.0),
+                                  weights=LossWeights(caliH=1.0, re=1.0, cluH=1.0, con=1.0), con_reduction=con_reduction,
                                   warmup_free=warmup_free, cal_heads_backprop=False),
         seed=seed, device="cpu", progress=False)
 

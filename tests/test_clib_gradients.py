@@ -41,7 +41,7 @@ def _one_thread():
 
 
 def make_clib(*, cal_heads_backprop: bool = False, switches: dict | None = None,
-              cold_start_epochs: int = 2, warmup_epochs: int = 1) -> CLIB:
+              cold_start_epochs: int = 2, warmup_epochs: int = 1, con_reduction: str = "sum") -> CLIB:
     sw = {"caliH": False, "re": False, "cluH": False, "con": False, **(switches or {})}
     return CLIB(
         n_clusters=C, alpha=1.0, beta=0.0,
@@ -50,7 +50,7 @@ def make_clib(*, cal_heads_backprop: bool = False, switches: dict | None = None,
                             temperature=0.5, mine_ema_rate=0.01, mine_clamp=10.0, grad_clip=5.0),
         calibrate=CalibrateParams(epochs=1, lr=1e-2, screening="s2", cold_start_epochs=cold_start_epochs,
                                   kmeans_n_init=1, losses=LossSwitches(**sw),
-                                  weights=LossWeights(caliH=1.0, re=1.0, cluH=1.0, con=1.0),
+                                  weights=LossWeights(caliH=1.0, re=1.0, cluH=1.0, con=1.0), con_reduction=con_reduction,
                                   warmup_free=False, cal_heads_backprop=cal_heads_backprop),
         seed=0, device="cpu", progress=False)
 
@@ -211,6 +211,19 @@ def test_term_values_match_the_loss_functions():
     for k, v in expect.items():
         assert float(parts[k]) == pytest.approx(float(v.detach()), rel=1e-5), k
     assert float(parts["cal"]) == pytest.approx(float(sum(expect.values()).detach()), rel=1e-5)
+
+
+def test_con_reduction_mean_divides_eq11_by_the_number_of_views():
+    # con_reduction: mean -> L_con / M; with M = 2 views the reported term halves exactly
+    values = {}
+    for reduction in ("sum", "mean"):
+        model, xs = built(switches={"con": True}, con_reduction=reduction)
+        model.net_.eval()
+        torch.manual_seed(7)
+        _, parts = model._calibration_loss(xs, targets())
+        values[reduction] = float(parts["con"])
+    assert len(xs) == 2
+    assert values["mean"] == pytest.approx(values["sum"] / 2, rel=1e-6)
 
 
 # ---------------------------------------------------------------- cold start

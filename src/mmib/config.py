@@ -72,6 +72,7 @@ class CalibrateParams(_Strict):
     kmeans_n_init: int = Pos
     losses: LossSwitches
     weights: LossWeights
+    con_reduction: Literal["sum", "mean"]
     warmup_free: bool
     cal_heads_backprop: bool
 

@@ -259,7 +259,7 @@ class CLIB:
             "caliH": lambda: losses.calibration_head_loss(tb["target"], cal_logp),
             "re": lambda: losses.entropy_regulariser(cal_p),
             "cluH": lambda: losses.cluster_head_loss(clu_logp, tb["pseudo"], tb["selected"]),
-            "con": lambda: losses.consistency_loss(cal_p, clu_logp),
+            "con": lambda: losses.consistency_loss(cal_p, clu_logp) / self._con_divisor,
         }
         switches = self.calibrate.losses.model_dump()
         weights = self.calibrate.weights.model_dump()
@@ -272,6 +272,11 @@ class CLIB:
         parts["cal"] = l_cal.detach()
         parts["loss"] = parts["ib"] + self.alpha * parts["cal"]
         return ib_loss + self.alpha * l_cal, parts
+
+    @property
+    def _con_divisor(self) -> int:
+        """``con_reduction: mean`` divides Eq. 11's sum over views by M (a documented option)."""
+        return self.net_.n_views if self.calibrate.con_reduction == "mean" else 1
 
     # ------------------------------------------------------------------ stage 2 helpers
     def _kmeans(self, features: torch.Tensor, salt: int) -> KMeans:
