@@ -81,6 +81,16 @@ class EvaluateParams(_Strict):
     ece_bins: int = Pos
 
 
+class BaselinesParams(_Strict):
+    kmeans_n_init: int = Pos
+    ncuts_affinity: Literal["nearest_neighbors", "rbf"]
+    ncuts_n_neighbors: int = Pos
+
+
+class ReportParams(_Strict):
+    paper_names: dict[str, str]
+
+
 class Params(_Strict):
     datasets: list[str] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
@@ -94,6 +104,8 @@ class Params(_Strict):
     warmup: WarmupParams
     calibrate: CalibrateParams
     evaluate: EvaluateParams
+    baselines: BaselinesParams
+    report: ReportParams
     catalog: dict[str, dict[str, Any]]
 
 

@@ -27,7 +27,10 @@ PROCESSED = Path("data/processed")
 STAGE_PARAMS = {
     "warmup": ["seeds", "method", "device", "beta", "model", "warmup", "calibrate.warmup_free"],
     "calibrate": ["seeds", "method", "device", "alpha", "beta", "model", "warmup", "calibrate"],
+    "baselines": ["seeds", "baselines"],
+    "report": ["datasets", "seeds", "report"],
 }
+PAPER_TABLES = Path("data/reference/paper_tables.csv")
 
 
 # ---------------------------------------------------------------- paths
@@ -233,6 +236,79 @@ def summarize(params: Params) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------- baselines
+def baselines_path(dataset: str) -> Path:
+    return METRICS / "baselines" / f"{dataset}.json"
+
+
+def baselines(dataset: str, params: Params) -> dict[str, Any]:
+    """KM / Ncuts (best view and mean over views), ALLKM, ALLNcuts over the seeds; JSON and MLflow.
+
+    The partitions are computed without labels (:func:`mmib.baselines.cluster_baselines`);
+    labels are read here only to score them, as in :func:`evaluate`.
+    """
+    from mmib import baselines as bl
+    from mmib import tracking
+    from mmib.data.processed import load_processed
+
+    npz = PROCESSED / f"{dataset}.npz"
+    views, labels, n_clusters = load_processed(npz)
+    if labels is None:
+        raise InputError("the dataset has no labels, so the baselines cannot be scored", file=str(npz),
+                         field="labels", fix="add labels to the catalog entry")
+    cfg = params.baselines
+    partitions = bl.cluster_baselines(views, n_clusters, params.seeds, kmeans_n_init=cfg.kmeans_n_init,
+                                      ncuts_affinity=cfg.ncuts_affinity,
+                                      ncuts_n_neighbors=cfg.ncuts_n_neighbors)
+    methods = bl.score_baselines(partitions, labels)
+    result = {"n_seeds": len(params.seeds), "seeds": list(params.seeds), "n_views": len(views),
+              "n_clusters": n_clusters, "config": cfg.model_dump(), "methods": methods}
+    write_json(baselines_path(dataset), result)
+    declared = _select(params, STAGE_PARAMS["baselines"])
+    with tracking.start_stage_run("baselines", dataset, declared, device="cpu",
+                                  extra_tags={"method": "baselines"}) as run:
+        run.log_metrics({f"{m}.{k}_mean": v[k]["mean"] for m, v in methods.items() for k in ("acc", "nmi", "ari")})
+        run.log_metrics({f"{m}.{k}_std": v[k]["std"] for m, v in methods.items() for k in ("acc", "nmi", "ari")})
+        run.log_artifact(baselines_path(dataset), "metrics")
+    line = ", ".join(f"{m} {v['acc']['mean']:.1f}" for m, v in methods.items())
+    print(f"baselines {dataset} (ACC, {len(params.seeds)} seed(s)): {line} -> {baselines_path(dataset)}")
+    return result
+
+
+# ---------------------------------------------------------------- report
+def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFrame:
+    """Ours (evaluate + baselines) next to the papers' numbers: metrics/report.{md,csv}, MLflow."""
+    from mmib import report as rp
+    from mmib import tracking
+
+    paper = rp.load_paper_table(paper_path)
+    names = params.report.paper_names
+    rows: list[dict[str, Any]] = []
+    lowest: dict[str, int] = {}
+    for dataset in params.datasets:
+        needed = {"evaluate": evaluation_path(dataset), "baselines": baselines_path(dataset)}
+        loaded = {}
+        for stage, path in needed.items():
+            if not path.exists():
+                raise InputError(f"{stage} output missing", file=str(path),
+                                 fix=f"run `dvc repro {stage}@{dataset}`")
+            loaded[stage] = json.loads(path.read_text())
+        rows += rp.dataset_rows(dataset, loaded["evaluate"], loaded["baselines"], paper, names.get(dataset))
+        if "seed" in (loaded["evaluate"].get("lowest_loss_seed") or {}):
+            lowest[dataset] = int(loaded["evaluate"]["lowest_loss_seed"]["seed"])
+    frame = rp.report_frame(rows)
+    md_path, csv_path = METRICS / "report.md", METRICS / "report.csv"
+    write_text(md_path, rp.render_markdown(frame, params.datasets, names, len(params.seeds), lowest))
+    _write_csv(csv_path, frame)
+    ours = frame[frame["source"] == "ours"]
+    with tracking.start_stage_run("report", "all", _select(params, STAGE_PARAMS["report"])) as run:
+        run.log_metrics({f"{r.dataset}.{r.method}.{r.metric}": r.value for r in ours.itertuples()})
+        run.log_artifact(md_path, "report")
+        run.log_artifact(csv_path, "report")
+    print(f"report: {len(params.datasets)} dataset(s) -> {md_path}, {csv_path}")
+    return frame
+
+
 # ---------------------------------------------------------------- CLI wrapper
 def run_cli(fn: Callable[..., Any], *args: Any, params_path: str = "params.yaml") -> int:
     """Run a stage function; bad input becomes a one-paragraph message and exit status 2."""
@@ -252,7 +328,12 @@ STAGES: dict[str, Callable[..., Any]] = {
     "calibrate": lambda dataset, params: train("calibrate", dataset, params),
     "evaluate": lambda dataset, params: evaluate(dataset, params),
     "summarize": lambda params: summarize(params),
+    "baselines": lambda dataset, params: baselines(dataset, params),
+    "report": lambda params: report(params),
 }
+
+
+WHOLE_RUN_STAGES = ("summarize", "report")  # stages over all `datasets`, no dataset argument
 
 
 def main(stage: str, argv: list[str] | None = None) -> int:
@@ -260,11 +341,12 @@ def main(stage: str, argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog=f"pipeline/{stage}.py", description=f"DVC stage {stage}")
-    if stage != "summarize":
+    per_dataset = stage not in WHOLE_RUN_STAGES
+    if per_dataset:
         parser.add_argument("dataset", help="a name from the `catalog:` section of params.yaml")
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     args = parser.parse_args(argv)
-    datasets = [] if stage == "summarize" else [args.dataset]
+    datasets = [args.dataset] if per_dataset else []
     return run_cli(STAGES[stage], *datasets, params_path=args.params)
 
 

@@ -1,0 +1,14 @@
+"""DVC stage `baselines@<dataset>`: KM, Ncuts (best view and mean over views), ALLKM, ALLNcuts over the seeds, MLflow run.
+
+    PYTHONPATH=src python pipeline/baselines.py <dataset> [--params params.yaml]
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # no editable install needed
+
+from mmib import stages  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(stages.main("baselines"))

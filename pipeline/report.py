@@ -1,0 +1,14 @@
+"""DVC stage `report`: ours (evaluate + baselines) next to the papers' tables -> metrics/report.{md,csv}, MLflow run.
+
+    PYTHONPATH=src python pipeline/report.py [--params params.yaml]
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # no editable install needed
+
+from mmib import stages  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(stages.main("report"))
