@@ -42,7 +42,7 @@ def make_clib(seed: int = 0, *, warmup_free: bool = False, screening: str = "s2"
         warmup=WarmupParams(epochs=W_EPOCHS, batch_size=32, lr=1e-2, weight_decay=0.0, kl_weight=1e-3,
                             temperature=0.5, mine_ema_rate=0.01, mine_clamp=10.0, grad_clip=5.0),
         calibrate=CalibrateParams(epochs=C_EPOCHS, lr=1e-2, screening=screening, cold_start_epochs=1,
-                                  kmeans_n_init=1,
+                                  kmeans_n_init=1, kmeans_warm_start=True,
                                   losses=LossSwitches(caliH=True, re=True, cluH=True, con=True),
                                   weights=LossWeights(caliH=1.0, re=1.0, cluH=1.0, con=1.0), con_reduction=con_reduction,
                                   warmup_free=warmup_free, cal_heads_backprop=False),
@@ -258,3 +258,27 @@ def test_calibration_on_more_views_than_the_warmup_raises(views):
 def test_single_view_is_rejected_with_input_error(views):
     with pytest.raises(InputError):
         make_clib(seed=0).fit([views[0]])
+
+
+# ---------------------------------------------------------------- per-epoch K-Means warm start
+def test_kmeans_warm_start_reuses_the_previous_centroids(fitted, views):
+    import torch
+    from sklearn.cluster import KMeans
+
+    features = torch.from_numpy(fitted.transform(views))
+    fitted._kmeans_centers = None
+    first = fitted._kmeans(features, salt=0)
+    # warm-started: one Lloyd run from the previous centroids, which are already a fixed point
+    second = fitted._kmeans(features, salt=1)
+    assert np.array_equal(first.labels_, second.labels_)
+    assert np.allclose(first.cluster_centers_, second.cluster_centers_)
+    # the same call without warm start is an independent k-means++ fit with its own seed
+    cold = fitted.calibrate.model_copy(update={"kmeans_warm_start": False})
+    fitted.calibrate, saved = cold, fitted.calibrate
+    try:
+        third = fitted._kmeans(features, salt=1)
+        ref = KMeans(fitted.n_clusters, n_init=cold.kmeans_n_init,
+                     random_state=(fitted.seed * 7919 + 1) % (2**31 - 1)).fit(features.numpy().astype(np.float64))
+        assert np.array_equal(third.labels_, ref.labels_)
+    finally:
+        fitted.calibrate = saved

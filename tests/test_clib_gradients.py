@@ -49,7 +49,7 @@ def make_clib(*, cal_heads_backprop: bool = False, switches: dict | None = None,
         warmup=WarmupParams(epochs=warmup_epochs, batch_size=16, lr=1e-2, weight_decay=0.0, kl_weight=0.0,
                             temperature=0.5, mine_ema_rate=0.01, mine_clamp=10.0, grad_clip=5.0),
         calibrate=CalibrateParams(epochs=1, lr=1e-2, screening="s2", cold_start_epochs=cold_start_epochs,
-                                  kmeans_n_init=1, losses=LossSwitches(**sw),
+                                  kmeans_n_init=1, kmeans_warm_start=True, losses=LossSwitches(**sw),
                                   weights=LossWeights(caliH=1.0, re=1.0, cluH=1.0, con=1.0), con_reduction=con_reduction,
                                   warmup_free=False, cal_heads_backprop=cal_heads_backprop),
         seed=0, device="cpu", progress=False)

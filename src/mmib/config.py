@@ -70,6 +70,7 @@ class CalibrateParams(_Strict):
     screening: Literal["s1", "s2", "s3", "maxprob"]
     cold_start_epochs: int = NonNeg
     kmeans_n_init: int = Pos
+    kmeans_warm_start: bool
     losses: LossSwitches
     weights: LossWeights
     con_reduction: Literal["sum", "mean"]

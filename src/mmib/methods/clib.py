@@ -109,6 +109,7 @@ class CLIB:
         self.history_: dict[str, dict[str, list[float]]] = {}
         self.stages_done_: list[str] = []
         self._mine_log_ema: list[torch.Tensor | None] = []
+        self._kmeans_centers: np.ndarray | None = None
 
     @classmethod
     def from_params(cls, params: Params, n_clusters: int, seed: int, progress: bool = True) -> "CLIB":
@@ -197,6 +198,7 @@ class CLIB:
         gen = seed_everything(self.seed + CALIBRATION_SEED_OFFSET)
         xs = _as_tensors(views, self.device_, self.dims_)
         net = self.net_.to(self.device_)
+        self._kmeans_centers = None
         hist = defaultdict(list)
         self._cold_start(xs, gen, hist)
         opt = _adam(net.parameters(), self.calibrate.lr, self.warmup.weight_decay)
@@ -280,9 +282,21 @@ class CLIB:
 
     # ------------------------------------------------------------------ stage 2 helpers
     def _kmeans(self, features: torch.Tensor, salt: int) -> KMeans:
+        """Seeded K-Means on detached fused features.
+
+        With ``kmeans_warm_start`` every fit after the first starts from the
+        previous fit's centroids (one run), so the pseudo-clusters Q_c of
+        consecutive epochs stay consistent; otherwise ``kmeans_n_init``
+        k-means++ restarts each time.
+        """
+        x = features.detach().cpu().numpy().astype(np.float64)
         rs = (self.seed * 7919 + salt) % (2**31 - 1)
-        return KMeans(self.n_clusters, n_init=self.calibrate.kmeans_n_init, random_state=rs).fit(
-            features.detach().cpu().numpy().astype(np.float64))
+        if self.calibrate.kmeans_warm_start and self._kmeans_centers is not None:
+            km = KMeans(self.n_clusters, init=self._kmeans_centers, n_init=1, random_state=rs).fit(x)
+        else:
+            km = KMeans(self.n_clusters, n_init=self.calibrate.kmeans_n_init, random_state=rs).fit(x)
+        self._kmeans_centers = km.cluster_centers_
+        return km
 
     def _cold_start(self, xs: list[torch.Tensor], gen: torch.Generator, hist: dict) -> None:
         """Fit the heads on K-Means labels of the fused features, encoders frozen (METHOD.md)."""
