@@ -98,34 +98,71 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 # ---------------------------------------------------------------- training stages
+def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int) -> tuple[dict, str]:
+    """Train one seed (in a worker process on the CPU); returns its state and device name.
+
+    On the CPU every seed runs on exactly one torch thread, whatever the
+    number of workers, so the numbers do not depend on the machine's cores.
+    """
+    import torch
+
+    from mmib.config import Params
+    from mmib.methods.clib import CLIB
+
+    params = Params.model_validate(params_dict)
+    views, n_clusters = _training_views(dataset)
+    model = CLIB.from_params(params, n_clusters, seed=seed)
+    model.progress_position = position
+    if model.resolved_device().type == "cpu":
+        torch.set_num_threads(1)
+    if stage == "warmup":
+        model.fit_warmup(views)
+    else:
+        model.load_state(_load_torch(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
+        model.fit_calibration(views)
+    return model.state(), str(model.device_)
+
+
+def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict, str]]:
+    """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
+
+    All seeds start at once (up to two per core): single-thread processes
+    time-share the cores without the spin-waiting of oversubscribed thread
+    pools, and no core idles while the last seed finishes. One seed runs in
+    this process.
+    """
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mmib.runtime import resolve_device
+
+    seeds = list(params.seeds)
+    jobs = [(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(seeds)]
+    workers = min(len(seeds), 2 * (os.cpu_count() or 1))
+    if resolve_device(params.device).type != "cpu" or workers == 1:
+        return [_fit_seed(*job) for job in jobs]
+    # spawn, not fork: forking after torch has started its thread pools can hang
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(_fit_seed, *zip(*jobs)))
+
+
 def train(stage: str, dataset: str, params: Params) -> None:
     """Warm-up (stage 1) or calibration (stage 2) of every seed, with tracking."""
     from mmib import tracking
-    from mmib.methods.clib import CLIB
 
-    views, n_clusters = _training_views(dataset)
+    _training_views(dataset)  # fail early, in this process, on a missing or bad input
     declared = _select(params, STAGE_PARAMS[stage])
-    histories: dict[int, dict[str, list[float]]] = {}
-    outputs: list[tuple[Path, Any]] = []
-    for seed in params.seeds:
-        model = CLIB.from_params(params, n_clusters, seed=seed)
-        if stage == "warmup":
-            model.fit_warmup(views)
-        else:
-            model.load_state(_load_torch(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
-            model.fit_calibration(views)
-        state = model.state()
-        histories[seed] = state["history"][stage]
-        outputs.append((model_path(dataset, stage, seed), state))
-        with tracking.start_stage_run(stage, dataset, declared, seed=seed, device=str(model.device_)) as run:
-            run.log_curve({k: v for k, v in histories[seed].items()})
-            last = {f"final_{k}": v[-1] for k, v in histories[seed].items() if v}
-            run.log_metrics(last)
+    results = _fit_all_seeds(stage, dataset, params)
+    histories = {seed: state["history"][stage] for seed, (state, _) in zip(params.seeds, results)}
+    for seed, (_, device) in zip(params.seeds, results):
+        with tracking.start_stage_run(stage, dataset, declared, seed=seed, device=device) as run:
+            run.log_curve(histories[seed])
+            run.log_metrics({f"final_{k}": v[-1] for k, v in histories[seed].items() if v})
     # write every seed's state only after all succeeded: a failure leaves old outputs intact
-    for path, state in outputs:
-        save_torch(path, state)
-    frame = _curves_frame(histories)
-    _write_csv(curves_path(dataset, stage), frame)
+    for seed, (state, _) in zip(params.seeds, results):
+        save_torch(model_path(dataset, stage, seed), state)
+    _write_csv(curves_path(dataset, stage), _curves_frame(histories))
     print(f"{stage} {dataset}: {len(params.seeds)} seed(s) -> {MODELS / dataset / stage}")
 
 

@@ -105,6 +105,7 @@ class CLIB:
         self.seed = int(seed)
         self.device = device
         self.progress = progress
+        self.progress_position = 0  # tqdm line, when several seeds train side by side
         self.net_: CLIBNet | None = None
         self.history_: dict[str, dict[str, list[float]]] = {}
         self.stages_done_: list[str] = []
@@ -170,7 +171,7 @@ class CLIB:
         opt = _adam(net.ib_parameters(), self.warmup.lr, self.warmup.weight_decay)
         hist = defaultdict(list)
         bar = tqdm(range(self.warmup_epochs), desc=f"warmup seed {self.seed}", disable=self._bar_off(),
-                   leave=False)
+                   leave=False, position=self.progress_position)
         for _ in bar:
             t0 = time.perf_counter()
             net.train()
@@ -203,7 +204,7 @@ class CLIB:
         self._cold_start(xs, gen, hist)
         opt = _adam(net.parameters(), self.calibrate.lr, self.warmup.weight_decay)
         bar = tqdm(range(self.calibration_epochs), desc=f"calibrate seed {self.seed}",
-                   disable=self._bar_off(), leave=False)
+                   disable=self._bar_off(), leave=False, position=self.progress_position)
         for epoch in bar:
             t0 = time.perf_counter()
             targets = self._epoch_targets(xs, epoch)
@@ -378,6 +379,9 @@ class CLIB:
         for m, w in enumerate(self.fusion_weights()):
             hist[f"fusion_w_view{m}"].append(float(w))
         hist["epoch_seconds"].append(time.perf_counter() - t0)
+
+    def resolved_device(self) -> torch.device:
+        return resolve_device(self.device)
 
     def _bar_off(self) -> bool | None:
         return None if self.progress else True
