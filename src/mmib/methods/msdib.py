@@ -1,0 +1,309 @@
+"""MSDIB (AAAI 2025) as a scikit-learn style estimator, interchangeable with CLIB in the pipeline.
+
+Multi-aspect Self-guided Deep Information Bottleneck (Hu et al., AAAI 2025;
+``../shared/papers/MSDIB-AAAI2025-paper.md``), with the open choices fixed by
+``../shared/docs/METHOD.md`` section 4. One end-to-end objective (Eq. 1):
+
+    ``L = L_DDC - alpha * L_IP + beta * L_IC``
+
+* Encoders as CLIB's (variational, ``d -> w -> w -> 2H``), weighted-mean fusion ``h^s``.
+* ``L_IC = kl_weight * mean_m KL_m + (1/M) sum_{i<j} I(H^i; H^j)`` (minimised).
+* ``L_IP = sum_m I(H^m; H^s) + sum_m I(Y^m; Y^s)`` (maximised), IIC estimator,
+  feature MI on ``softmax(h)``.
+* ``L_DDC``: the three DDC terms on the fused head's assignment.
+* Heads (fused and per view): the DDC module ``Linear(H, 100) - ReLU - BN -
+  Linear(100, C) - softmax`` (Kampffmeyer et al. 2019); the kernel of the
+  CS terms is computed on the fused head's 100-unit hidden layer.
+
+MSDIB pre-trains nothing, so ``fit_warmup`` only builds (and seeds) the
+network and records an empty ``warmup`` history: the pipeline's first stage
+stays a cheap no-op and its second stage calls ``fit_calibration``, the whole
+training. The loss terms are pure functions in ``msdib_losses``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from tqdm.auto import tqdm
+
+from mmib.errors import InputError
+from mmib.methods import msdib_losses as L
+from mmib.methods.clib import _adam, _as_tensors, _batches
+from mmib.methods.clib_model import Encoded
+from mmib.networks import VariationalEncoder, WeightedFusion, reparameterise
+from mmib.runtime import resolve_device, seed_everything
+
+STATE_FORMAT = "mmib-msdib-1"
+TRAIN_SEED_OFFSET = 1_000_003  # training re-seeds, so warm-up -> state -> load -> calibration equals fit()
+ARCH_FIELDS = ("latent_dim", "encoder_width", "ddc_hidden")
+LOSS_TERMS = ("ddc_cs", "ddc_orth", "ddc_simplex", "ddc", "kl", "mi_views", "l_ic",
+              "mi_feat", "mi_assign", "l_ip", "total", "loss")
+
+
+class MSDIBParams(BaseModel):
+    """Hyper-parameters of MSDIB; no defaults here (``paper_defaults()`` gives the paper's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(ge=0)
+    batch_size: int = Field(ge=2)
+    lr: float = Field(gt=0)
+    alpha: float = Field(ge=0)          # weight of L_IP (Eq. 1)
+    beta: float = Field(ge=0)           # weight of L_IC (Eq. 1)
+    kl_weight: float = Field(ge=0)      # weight of mean_m KL_m inside L_IC
+    latent_dim: int = Field(gt=0)       # H
+    encoder_width: int = Field(gt=0)    # encoder d -> w -> w -> 2H
+    ddc_hidden: int = Field(gt=0)       # DDC hidden layer (100 in DDC)
+    grad_clip: float = Field(ge=0)      # gradient-norm clip; 0 = off
+
+    @classmethod
+    def paper_defaults(cls) -> "MSDIBParams":
+        """The MSDIB paper's protocol ("Implementation Details"), and where it is silent:
+
+        * epochs 100, batch 100, Adam lr 1e-4: the paper.
+        * alpha, beta: the paper grid-searches both in (0, 1) per dataset with
+          labels and prints no chosen values (its "free-parameter MSDIB" row
+          fixes both to 1); 0.5, the middle of the searched range, stands in for
+          the unpublished values (one fixed set for every dataset, METHOD.md 2).
+        * kl_weight 1: Eq. 16 has no weight on the KL. It collapses the posterior
+          here too (METHOD.md 7): mfeat, 30 epochs, seed 0, otherwise these
+          defaults: ACC 14.9 with 2 clusters used at kl_weight 1, ACC 85.7 /
+          NMI 90.2 at kl_weight 1e-3. params.yaml should set its own value.
+        * latent_dim 256, encoder_width 512: "encoders as in CLIB" (METHOD.md 4).
+        * ddc_hidden 100: the DDC module (Kampffmeyer et al. 2019).
+        * grad_clip 0 (off): the paper clips nothing.
+        """
+        return cls(epochs=100, batch_size=100, lr=1e-4, alpha=0.5, beta=0.5, kl_weight=1.0,
+                   latent_dim=256, encoder_width=512, ddc_hidden=100, grad_clip=0.0)
+
+
+class DDCHead(nn.Module):
+    """DDC clustering module: ``Linear(H, k) - ReLU - BN`` hidden layer, then ``Linear(k, C)`` (softmax by caller).
+
+    ``forward`` returns ``(logits, hidden)``; the hidden layer feeds DDC's kernel.
+    """
+
+    def __init__(self, latent_dim: int, hidden: int, n_clusters: int) -> None:
+        super().__init__()
+        self.hidden = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.BatchNorm1d(hidden))
+        self.out = nn.Linear(hidden, n_clusters)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hid = self.hidden(h)
+        return self.out(hid), hid
+
+
+class MSDIBNet(nn.Module):
+    """Variational encoders, weighted fusion, the fused DDC head and one head per view (Fig. 1)."""
+
+    def __init__(self, dims: list[int], n_clusters: int, cfg: MSDIBParams) -> None:
+        super().__init__()
+        h = cfg.latent_dim
+        self.encoders = nn.ModuleList(VariationalEncoder(d, cfg.encoder_width, h) for d in dims)
+        self.fusion = WeightedFusion(len(dims))
+        self.fused_head = DDCHead(h, cfg.ddc_hidden, n_clusters)
+        self.view_heads = nn.ModuleList(DDCHead(h, cfg.ddc_hidden, n_clusters) for _ in dims)
+
+    @property
+    def n_views(self) -> int:
+        return len(self.encoders)
+
+    def encode(self, xs: list[torch.Tensor], sample: bool) -> Encoded:
+        mus, logvars, hs = [], [], []
+        for enc, x in zip(self.encoders, xs):
+            mu, logvar = enc(x)
+            mus.append(mu)
+            logvars.append(logvar)
+            hs.append(reparameterise(mu, logvar, sample))
+        return Encoded(mus, logvars, hs, self.fusion(hs))
+
+
+class MSDIB:
+    """Multi-aspect Self-guided Deep Information Bottleneck for multi-modal clustering.
+
+    ``MSDIB(n_clusters, config=MSDIBParams.paper_defaults())``. The estimator
+    never sees labels: ``fit`` takes only the views (``y`` is ignored).
+    """
+
+    def __init__(self, n_clusters: int, *, config: MSDIBParams, seed: int = 0, device: str = "auto",
+                 progress: bool = True) -> None:
+        if n_clusters is None or int(n_clusters) < 2:
+            raise InputError(f"n_clusters must be >= 2, got {n_clusters!r}", field="n_clusters",
+                             fix="pass the number of clusters C")
+        if not isinstance(config, MSDIBParams):
+            raise InputError(f"config must be an MSDIBParams, got {type(config).__name__}", field="config",
+                             fix="pass MSDIBParams(...) or MSDIBParams.paper_defaults()")
+        self.n_clusters = int(n_clusters)
+        self.config = config
+        self.seed = int(seed)
+        self.device = device
+        self.progress = progress
+        self.progress_position = 0  # tqdm line, when several seeds train side by side
+        self.net_: MSDIBNet | None = None
+        self.history_: dict[str, dict[str, list[float]]] = {}
+        self.stages_done_: list[str] = []
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, views: list[np.ndarray], y: Any = None) -> "MSDIB":
+        """Build, then train end to end. ``y`` is accepted for scikit-learn compatibility and ignored."""
+        return self.fit_warmup(views).fit_calibration(views)
+
+    def fit_predict(self, views: list[np.ndarray], y: Any = None) -> np.ndarray:
+        return self.fit(views).predict(views)
+
+    def predict_proba(self, views: list[np.ndarray]) -> np.ndarray:
+        """Fused (DDC) head's softmax on the posterior means, eval mode."""
+        net = self._require_net()
+        xs = _as_tensors(views, self.device_, self.dims_)
+        net.eval()
+        with torch.no_grad():
+            enc = net.encode(xs, sample=False)
+            return torch.softmax(net.fused_head(enc.fused)[0], dim=1).cpu().numpy()
+
+    def predict(self, views: list[np.ndarray]) -> np.ndarray:
+        return self.predict_proba(views).argmax(axis=1)
+
+    def transform(self, views: list[np.ndarray]) -> np.ndarray:
+        """Fused features ``h^s`` on the posterior means."""
+        net = self._require_net()
+        xs = _as_tensors(views, self.device_, self.dims_)
+        net.eval()
+        with torch.no_grad():
+            return net.encode(xs, sample=False).fused.cpu().numpy()
+
+    def fusion_weights(self) -> np.ndarray:
+        return self._require_net().fusion.weights().detach().cpu().numpy()
+
+    # ------------------------------------------------------------------ stage 1 (none)
+    def fit_warmup(self, views: list[np.ndarray]) -> "MSDIB":
+        """MSDIB pre-trains nothing: validate the views, build the seeded network, record an empty history."""
+        self.device_ = resolve_device(self.device)
+        seed_everything(self.seed)
+        xs = _as_tensors(views, self.device_)
+        self._build(xs)
+        self.history_ = {"warmup": {}}
+        self.stages_done_ = ["warmup"]
+        return self
+
+    # ------------------------------------------------------------------ stage 2: the training
+    def fit_calibration(self, views: list[np.ndarray]) -> "MSDIB":
+        """The end-to-end training on Eq. 1 (named for the pipeline's second stage)."""
+        if "warmup" not in self.stages_done_ or self.net_ is None:
+            raise InputError("training needs a built model", field="stage",
+                             fix="call fit_warmup(views) first (or load a warm-up state), or use fit(views)")
+        cfg = self.config
+        self.device_ = resolve_device(self.device)
+        gen = seed_everything(self.seed + TRAIN_SEED_OFFSET)
+        xs = _as_tensors(views, self.device_, self.dims_)
+        net = self.net_.to(self.device_)
+        params = list(net.parameters())
+        opt = _adam(params, cfg.lr, 0.0)
+        hist: dict[str, list[float]] = defaultdict(list)
+        bar = tqdm(range(cfg.epochs), desc=f"msdib seed {self.seed}", disable=self._bar_off(),
+                   leave=False, position=self.progress_position)
+        for _ in bar:
+            t0 = time.perf_counter()
+            net.train()
+            sums: dict[str, Any] = defaultdict(float)
+            batches = _batches(xs[0].shape[0], cfg.batch_size, gen)
+            for idx in batches:
+                loss, parts = self._batch_loss([x[idx] for x in xs])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                for k, v in parts.items():
+                    sums[k] = sums[k] + v
+            self._record(hist, sums, len(batches), t0)
+            bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
+        self.history_["calibrate"] = dict(hist)
+        self.stages_done_ = ["warmup", "calibrate"]
+        return self
+
+    # ------------------------------------------------------------------ loss
+    def _batch_loss(self, xb: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. 1 on one batch (training mode: sampled ``h^m``); returns the loss and detached terms."""
+        cfg, net = self.config, self.net_
+        enc = net.encode(xb, sample=True)
+        fused_logits, fused_hidden = net.fused_head(enc.fused)
+        fused_probs = torch.softmax(fused_logits, dim=1)
+        view_probs = [torch.softmax(head(h)[0], dim=1) for head, h in zip(net.view_heads, enc.hs)]
+        terms = L.ddc_terms(fused_probs, fused_hidden)
+        terms["kl"], terms["mi_views"] = L.compression_terms(enc.mus, enc.logvars, enc.hs)
+        terms["l_ic"] = L.compression_loss(terms["kl"], terms["mi_views"], cfg.kl_weight)
+        terms["mi_feat"], terms["mi_assign"] = L.preservation_terms(enc.hs, enc.fused, view_probs, fused_probs)
+        terms["l_ip"] = terms["mi_feat"] + terms["mi_assign"]
+        loss = L.total_loss(terms["ddc"], terms["l_ip"], terms["l_ic"], cfg.alpha, cfg.beta)
+        parts = {k: v.detach() for k, v in terms.items()}
+        parts["total"] = parts["loss"] = loss.detach()
+        return loss, parts
+
+    # ------------------------------------------------------------------ plumbing
+    def _build(self, xs: list[torch.Tensor]) -> None:
+        if self.n_clusters > xs[0].shape[0]:
+            raise InputError(f"{self.n_clusters} clusters for {xs[0].shape[0]} samples", field="n_clusters",
+                             fix="use fewer clusters than samples")
+        self.dims_ = [int(x.shape[1]) for x in xs]
+        self.net_ = MSDIBNet(self.dims_, self.n_clusters, self.config).to(self.device_)
+
+    def _record(self, hist: dict, sums: dict, n_batches: int, t0: float) -> None:
+        """Append per-epoch means of the batch values (one device sync per epoch)."""
+        for k, v in sums.items():
+            hist[k].append(float(v) / max(n_batches, 1))
+        for m, w in enumerate(self.fusion_weights()):
+            hist[f"fusion_w_view{m}"].append(float(w))
+        hist["epoch_seconds"].append(time.perf_counter() - t0)
+
+    def resolved_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def _bar_off(self) -> bool | None:
+        return None if self.progress else True
+
+    def _require_net(self) -> MSDIBNet:
+        if self.net_ is None:
+            raise InputError("the model is not fitted", field="model", fix="call fit(views) first")
+        return self.net_
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume or predict: weights, config, history."""
+        net = self._require_net()
+        return {
+            "format": STATE_FORMAT,
+            "n_clusters": self.n_clusters,
+            "dims": list(self.dims_),
+            "seed": self.seed,
+            "config": self.config.model_dump(),
+            "stages_done": list(self.stages_done_),
+            "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "history": self.history_,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> "MSDIB":
+        if state.get("format") != STATE_FORMAT:
+            raise InputError(f"not an MSDIB state (format {state.get('format')!r})", field="format",
+                             fix="re-run the MSDIB warm-up stage for this dataset")
+        saved = state["config"]
+        diff = [f for f in ARCH_FIELDS if saved.get(f) != getattr(self.config, f)]
+        if diff:
+            raise InputError(f"the state's network differs from this config in {diff}: "
+                             f"{ {f: saved.get(f) for f in diff} } vs { {f: getattr(self.config, f) for f in diff} }",
+                             field="config", fix="use the config the state was trained with, or retrain")
+        self.device_ = resolve_device(self.device)
+        self.n_clusters = int(state["n_clusters"])
+        self.dims_ = list(state["dims"])
+        self.net_ = MSDIBNet(self.dims_, self.n_clusters, self.config)
+        self.net_.load_state_dict(state["net"])
+        self.net_.to(self.device_)
+        self.history_ = dict(state["history"])
+        self.stages_done_ = list(state["stages_done"])
+        return self
