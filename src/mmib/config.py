@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mmib.errors import InputError
+from mmib.method_params import MSDIBParams, OMIBParams
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PARAMS = REPO_ROOT / "params.yaml"
@@ -95,7 +96,7 @@ class ReportParams(_Strict):
 class Params(_Strict):
     datasets: list[str] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
-    method: Literal["clib"]
+    method: Literal["clib", "msdib", "omib"]
     data_root: str
     device: Literal["auto", "cpu", "cuda"]
     alpha: float = NonNeg
@@ -105,6 +106,8 @@ class Params(_Strict):
     warmup: WarmupParams
     calibrate: CalibrateParams
     evaluate: EvaluateParams
+    msdib: MSDIBParams
+    omib: OMIBParams
     baselines: BaselinesParams
     report: ReportParams
     catalog: dict[str, dict[str, Any]]

@@ -25,8 +25,8 @@ PROCESSED = Path("data/processed")
 
 # Params each stage declares in dvc.yaml (and logs to MLflow): one list, used by both.
 STAGE_PARAMS = {
-    "warmup": ["seeds", "method", "device", "beta", "model", "warmup", "calibrate.warmup_free"],
-    "calibrate": ["seeds", "method", "device", "alpha", "beta", "model", "warmup", "calibrate"],
+    "warmup": ["seeds", "method", "device", "beta", "model", "warmup", "calibrate.warmup_free", "msdib", "omib"],
+    "calibrate": ["seeds", "method", "device", "alpha", "beta", "model", "warmup", "calibrate", "msdib", "omib"],
     "baselines": ["seeds", "baselines"],
     "report": ["datasets", "seeds", "report"],
 }
@@ -107,20 +107,39 @@ def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: 
     import torch
 
     from mmib.config import Params
-    from mmib.methods.clib import CLIB
+    from mmib.methods import registry
 
     params = Params.model_validate(params_dict)
     views, n_clusters = _training_views(dataset)
-    model = CLIB.from_params(params, n_clusters, seed=seed)
+    model = registry.build(params, n_clusters, seed)
     model.progress_position = position
     if model.resolved_device().type == "cpu":
         torch.set_num_threads(1)
+    supervision = _supervision(dataset, params, seed) if params.method in registry.SUPERVISED else ()
     if stage == "warmup":
-        model.fit_warmup(views)
+        model.fit_warmup(views, *supervision)
     else:
         model.load_state(_load_torch(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
-        model.fit_calibration(views)
+        model.fit_calibration(views, *supervision)
     return model.state(), str(model.device_)
+
+
+def _supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and the stratified training split, for the supervised reference (OMIB) only.
+
+    This is the one place outside evaluation that reads labels, and only when
+    ``method: omib`` (a supervised ceiling, reported apart from clustering).
+    OMIB itself uses the rows of ``train_idx`` only; its metrics are on the rest.
+    """
+    from mmib.data.processed import load_processed
+    from mmib.methods.omib import stratified_split
+
+    _views, targets, _c = load_processed(PROCESSED / f"{dataset}.npz")
+    if targets is None:
+        raise InputError("method omib is supervised and the dataset has no labels",
+                         file=str(PROCESSED / f"{dataset}.npz"), field="method",
+                         fix="use method: clib or msdib for unlabelled data")
+    return targets, stratified_split(targets, params.omib.test_fraction, seed)[0]
 
 
 def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict, str]]:
@@ -171,7 +190,7 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
     """ACC/NMI/ARI/ECE per seed and mean +- std; reliability and training plots; MLflow."""
     from mmib import metrics, tracking
     from mmib.data.processed import load_processed
-    from mmib.methods.clib import CLIB
+    from mmib.methods import registry
 
     views, labels, n_clusters = load_processed(PROCESSED / f"{dataset}.npz")
     if labels is None:
@@ -184,18 +203,24 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
     confidences, corrects, histories = [], [], {}
     for seed in params.seeds:
         state = _load_torch(model_path(dataset, "calibrate", seed), f"calibrate@{dataset}")
-        model = CLIB.from_params(params, n_clusters, seed=seed, progress=False).load_state(state)
-        proba = model.predict_proba(views)
-        per_seed[f"seed{seed}"] = metrics.evaluate_soft_clustering(labels, proba, n_bins=bins)
-        _pred, conf, correct, _map = metrics.soft_predictions(labels, proba)
+        model = registry.restore(state, params, n_clusters, seed)
+        method = registry.method_of_state(state)
+        # the supervised reference is scored on its held-out split only
+        rows = np.asarray(model.test_idx_) if method in registry.SUPERVISED else np.arange(len(labels))
+        proba = model.predict_proba(views)[rows]
+        per_seed[f"seed{seed}"] = metrics.evaluate_soft_clustering(labels[rows], proba, n_bins=bins)
+        _pred, conf, correct, _map = metrics.soft_predictions(labels[rows], proba)
         confidences.append(conf)
         corrects.append(correct)
         histories[seed] = state["history"]
-        final_loss[seed] = float(state["history"]["calibrate"]["loss"][-1])
+        final = state["history"]["calibrate"]
+        final_loss[seed] = float((final.get("loss") or final.get("total") or [float("nan")])[-1])
     summary = metrics.mean_std(list(per_seed.values()))
     # label-free choice (METHOD.md section 2): the seed with the lowest final training loss
     chosen = min(final_loss, key=final_loss.get)
     result = {
+        "method": method,
+        "scored_on": "test split" if method in registry.SUPERVISED else "all samples",
         "n_seeds": len(params.seeds),
         **summary,
         "lowest_loss_seed": {"seed": chosen, "final_loss": final_loss[chosen], **per_seed[f"seed{chosen}"]},
@@ -204,20 +229,22 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
     out_dir = METRICS / dataset
     table = metrics.reliability_table(np.concatenate(confidences), np.concatenate(corrects), n_bins=bins)
     _write_csv(out_dir / "reliability.csv", table)
+    fusion = _fusion_curve(histories[params.seeds[0]])
     figures = [
         plots.reliability_diagram(table, out_dir / "plots" / "reliability.png",
                                   title=f"{dataset}: reliability, all seeds"),
         plots.training_curves(_loss_curves(histories), out_dir / "plots" / "training_curves.png",
                               title=f"{dataset}: training curves (seed {params.seeds[0]})"),
-        plots.fusion_weights_plot(_fusion_curve(histories[params.seeds[0]]),
-                                  [f"view{m}" for m in range(len(views))],
-                                  out_dir / "plots" / "fusion_weights.png",
-                                  title=f"{dataset}: fusion weights (seed {params.seeds[0]})"),
     ]
+    if fusion:  # methods with a weighted-mean fusion (CLIB, MSDIB)
+        figures.append(plots.fusion_weights_plot(fusion, [f"view{m}" for m in range(len(views))],
+                                                 out_dir / "plots" / "fusion_weights.png",
+                                                 title=f"{dataset}: fusion weights (seed {params.seeds[0]})"))
     write_json(evaluation_path(dataset), result)
     full = params.model_dump()
     full["catalog"] = {dataset: full["catalog"].get(dataset)}
-    with tracking.start_stage_run("evaluate", dataset, full, device="cpu") as run:
+    with tracking.start_stage_run("evaluate", dataset, full, device="cpu",
+                                  extra_tags={"method": method}) as run:
         run.log_metrics({f"{k}_mean": v["mean"] for k, v in summary.items()})
         run.log_metrics({f"{k}_std": v["std"] for k, v in summary.items()})
         run.log_metrics({f"{s}.{k}": v for s, d in per_seed.items() for k, v in d.items()})

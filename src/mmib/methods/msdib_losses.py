@@ -110,9 +110,9 @@ def total_loss(ddc: torch.Tensor, l_ip: torch.Tensor, l_ic: torch.Tensor, alpha:
 
 
 # ---------------------------------------------------------------- L_DDC (Eq. 4; Kampffmeyer et al. 2019)
-def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``||x_i - y_j||^2`` by the expansion ``|x|^2 - 2 x.y + |y|^2``, floored at 0 (rounding)."""
-    d = x.pow(2).sum(dim=1, keepdim=True) - 2.0 * (x @ y.t()) + y.pow(2).sum(dim=1).unsqueeze(0)
+def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``||a_i - b_j||^2`` by the expansion ``|a|^2 - 2 a.b + |b|^2``, floored at 0 (rounding)."""
+    d = a.pow(2).sum(dim=1, keepdim=True) - 2.0 * (a @ b.t()) + b.pow(2).sum(dim=1).unsqueeze(0)
     return d.clamp_min(0.0)
 
 

@@ -77,7 +77,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from mmib.method_params import OMIBParams
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -95,41 +95,6 @@ MINE_EMA_RATE = 0.01
 GRAD_CLIP = 5.0
 
 
-class OMIBParams(BaseModel):
-    """OMIB hyper-parameters; no defaults (params.yaml is the source of truth)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    warmup_epochs: int = Field(ge=0)
-    epochs: int = Field(ge=0)
-    batch_size: int = Field(ge=2)
-    lr: float = Field(gt=0)
-    beta: float = Field(ge=0)        # requested beta; the loss uses min(beta, M_u)
-    latent_dim: int = Field(gt=0)    # H: dimension of z_m, zeta_m and xi
-    width: int = Field(gt=0)         # hidden width of encoders, VAEs, heads, MINE critics
-    noise_std: float = Field(ge=0)   # std of the warm-up noise that stands in for xi
-    mine_steps: int = Field(ge=0)    # critic steps per MINE estimate (0: I = 0, the most conservative)
-    test_fraction: float = Field(gt=0, lt=1)
-
-    @classmethod
-    def paper_defaults(cls) -> "OMIBParams":
-        """Documented choices (the summary gives no training numbers).
-
-        ``beta = 0.1`` is above the ``M_u`` met on our features (0.01-0.1),
-        so ``beta_eff = M_u``, where the summary reports the best accuracy;
-        and below 1, so a vacuous bound (``M_u = inf``) cannot collapse the
-        posterior (beta >= 1 makes encoding label information a net loss).
-        H = 256 and width 512 follow CLIB (METHOD.md 1), batch size 64 and
-        lr 1e-3 as CLIB's params.yaml; 20 + 50 epochs (mfeat reaches 98.5 %
-        test accuracy after 10 + 10); noise_std 1 matches the unit scale of
-        the LayerNorm-ed ``xi`` it stands in for; 500 MINE steps per term;
-        an 80/20 stratified split.
-        """
-        return cls(warmup_epochs=20, epochs=50, batch_size=64, lr=1e-3, beta=0.1, latent_dim=256,
-                   width=512, noise_std=1.0, mine_steps=500, test_fraction=0.2)
-
-
-# ---------------------------------------------------------------- data helpers
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded stratified train/test split: sorted int64 row indices ``(train_idx, test_idx)``."""
     from sklearn.model_selection import StratifiedShuffleSplit
