@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from mmib import losses
 from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams, default_params
 from mmib.errors import InputError
+from mmib.methods.base import EstimatorBase
 from mmib.methods.clib_model import CLIBNet, Encoded
 from mmib.runtime import resolve_device, seed_everything
 
@@ -76,7 +77,7 @@ def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
     return torch.optim.Adam(list(params), lr=lr, weight_decay=weight_decay, fused=True)
 
 
-class CLIB:
+class CLIB(EstimatorBase):
     """Calibrated Information Bottleneck for trusted multi-modal clustering.
 
     Parameters mirror params.yaml: ``alpha``/``beta`` (Eq. 2, 5), ``model``,
@@ -371,25 +372,6 @@ class CLIB:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, self.warmup.grad_clip)
         opt.step()
-
-    def _record(self, hist: dict, sums: dict, n_batches: int, t0: float) -> None:
-        """Append per-epoch means of the batch values (one device sync per epoch)."""
-        for k, v in sums.items():
-            hist[k].append(float(v) / max(n_batches, 1))
-        for m, w in enumerate(self.fusion_weights()):
-            hist[f"fusion_w_view{m}"].append(float(w))
-        hist["epoch_seconds"].append(time.perf_counter() - t0)
-
-    def resolved_device(self) -> torch.device:
-        return resolve_device(self.device)
-
-    def _bar_off(self) -> bool | None:
-        return None if self.progress else True
-
-    def _require_net(self) -> CLIBNet:
-        if self.net_ is None:
-            raise InputError("the model is not fitted", field="model", fix="call fit(views) first")
-        return self.net_
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmib.errors import InputError
+from mmib.methods.base import EstimatorBase
 from mmib.methods import msdib_losses as L
 from mmib.methods.clib import _adam, _as_tensors, _batches
 from mmib.methods.clib_model import Encoded
@@ -88,7 +89,7 @@ class MSDIBNet(nn.Module):
         return Encoded(mus, logvars, hs, self.fusion(hs))
 
 
-class MSDIB:
+class MSDIB(EstimatorBase):
     """Multi-aspect Self-guided Deep Information Bottleneck for multi-modal clustering.
 
     ``MSDIB(n_clusters, config=MSDIBParams.paper_defaults())``. The estimator
@@ -216,25 +217,6 @@ class MSDIB:
                              fix="use fewer clusters than samples")
         self.dims_ = [int(x.shape[1]) for x in xs]
         self.net_ = MSDIBNet(self.dims_, self.n_clusters, self.config).to(self.device_)
-
-    def _record(self, hist: dict, sums: dict, n_batches: int, t0: float) -> None:
-        """Append per-epoch means of the batch values (one device sync per epoch)."""
-        for k, v in sums.items():
-            hist[k].append(float(v) / max(n_batches, 1))
-        for m, w in enumerate(self.fusion_weights()):
-            hist[f"fusion_w_view{m}"].append(float(w))
-        hist["epoch_seconds"].append(time.perf_counter() - t0)
-
-    def resolved_device(self) -> torch.device:
-        return resolve_device(self.device)
-
-    def _bar_off(self) -> bool | None:
-        return None if self.progress else True
-
-    def _require_net(self) -> MSDIBNet:
-        if self.net_ is None:
-            raise InputError("the model is not fitted", field="model", fix="call fit(views) first")
-        return self.net_
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:

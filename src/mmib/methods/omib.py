@@ -83,6 +83,7 @@ from tqdm.auto import tqdm
 
 from mmib import losses
 from mmib.errors import InputError
+from mmib.methods.base import EstimatorBase
 from mmib.methods import omib_losses as ol
 from mmib.methods.clib import _adam, _batches
 from mmib.networks import ClusterHead, MineCritic, VariationalEncoder, reparameterise
@@ -219,12 +220,14 @@ class OMIBNet(nn.Module):
 
 
 # ---------------------------------------------------------------- estimator
-class OMIB:
+class OMIB(EstimatorBase):
     """Optimal Multimodal Information Bottleneck, a supervised multi-view classifier.
 
     ``OMIB(n_clusters, config=OMIBParams.paper_defaults())``; ``n_clusters``
     is the number of classes C (named as the other methods).
     """
+
+    fit_hint = "call fit(views, labels) first"
 
     def __init__(self, n_clusters: int, *, config: OMIBParams, seed: int = 0, device: str = "auto",
                  progress: bool = True) -> None:
@@ -458,23 +461,6 @@ class OMIB:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
         opt.step()
-
-    def _record(self, hist: dict, sums: dict, n_batches: int, t0: float) -> None:
-        """Per-epoch means of the batch values (one device sync per epoch)."""
-        for k, v in sums.items():
-            hist[k].append(float(v) / max(n_batches, 1))
-        hist["epoch_seconds"].append(time.perf_counter() - t0)
-
-    def resolved_device(self) -> torch.device:
-        return resolve_device(self.device)
-
-    def _bar_off(self) -> bool | None:
-        return None if self.progress else True
-
-    def _require_net(self) -> OMIBNet:
-        if self.net_ is None:
-            raise InputError("the model is not fitted", field="model", fix="call fit(views, labels) first")
-        return self.net_
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
