@@ -358,7 +358,8 @@ def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFram
                                  fix=f"run `dvc repro {stage}@{dataset}`")
             loaded[stage] = json.loads(path.read_text())
         rows += rp.dataset_rows(dataset, loaded["evaluate"], loaded["baselines"], paper, names.get(dataset))
-        if "seed" in (loaded["evaluate"].get("lowest_loss_seed") or {}):
+        if loaded["evaluate"].get("method", "clib") == "clib" and \
+                "seed" in (loaded["evaluate"].get("lowest_loss_seed") or {}):
             lowest[dataset] = int(loaded["evaluate"]["lowest_loss_seed"]["seed"])
     frame = rp.report_frame(rows)
     md_path, csv_path = METRICS / "report.md", METRICS / "report.csv"
