@@ -142,6 +142,17 @@ def _supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, n
     return targets, stratified_split(targets, params.omib.test_fraction, seed)[0]
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, end this worker when the stage process dies (e.g. killed)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker ends after its current seed
+
+
 def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict, str]]:
     """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
 
@@ -162,7 +173,8 @@ def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict,
     if resolve_device(params.device).type != "cpu" or workers == 1:
         return [_fit_seed(*job) for job in jobs]
     # spawn, not fork: forking after torch has started its thread pools can hang
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_die_with_parent) as pool:
         return list(pool.map(_fit_seed, *zip(*jobs)))
 
 
