@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test bench clean-venv
+.PHONY: repro test bench experiments clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+experiments: $(STAMP)
+	PYTHONPATH=src $(BIN)/python -m mmib.experiments
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/epoch_speed.py

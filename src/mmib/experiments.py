@@ -1,0 +1,109 @@
+"""Collect finished DVC experiments into one table: method, alpha, beta, seeds x metrics per dataset.
+
+    python -m mmib.experiments            # or: make experiments
+    -> metrics/experiments.md and metrics/experiments.csv
+
+Reads `dvc exp show --json` (the workspace, the baseline commit and every
+experiment), so runs of different methods, alphas and betas sit side by
+side, e.g. after `dvc exp run -S method=msdib` and `-S method=omib`.
+OMIB rows are marked as the supervised ceiling (scored on a held-out split).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+from mmib.atomic_io import atomic_path, write_text
+
+METRICS_FILE = "metrics/metrics.json"
+COLUMNS = ("experiment", "rev", "method", "alpha", "beta", "n_seeds", "dataset", "metric", "mean", "std")
+SHOWN = ("acc", "nmi", "ece", "mean_confidence")
+
+
+def _revisions(show: list[dict]) -> Iterator[tuple[str, dict]]:
+    """Committed baselines and their experiments; the workspace is skipped (its params and
+    metrics may come from different runs while a run is in flight or was interrupted)."""
+    for top in show:
+        if top.get("rev") != "workspace":
+            yield (top.get("name") or top["rev"][:7]), top
+        for exp in top.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                yield (rev.get("name") or rev["rev"][:7]), rev
+
+
+def _trade_off(params: dict, method: str) -> tuple[Any, Any]:
+    """Each method's own alpha/beta: CLIB's are top-level, MSDIB's in `msdib:`; OMIB has none
+    (its beta is capped by the bound M_u)."""
+    if method == "omib":
+        return "—", "—"
+    own = params if method == "clib" else params.get(method, {})
+    return own.get("alpha", "—"), own.get("beta", "—")
+
+
+def experiment_rows(show: list[dict]) -> list[dict[str, Any]]:
+    """Long-format rows (:data:`COLUMNS`) of every revision that has metrics."""
+    rows = []
+    for name, rev in _revisions(show):
+        data = rev.get("data") or {}
+        metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data") or {}
+        params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+        method = params.get("method", "clib")
+        alpha, beta = _trade_off(params, method)
+        for dataset, values in metrics.items():
+            for metric in SHOWN:
+                stat = values.get(metric)
+                if isinstance(stat, dict) and "mean" in stat:
+                    rows.append({"experiment": name, "rev": str(rev.get("rev", ""))[:7],
+                                 "method": method, "alpha": alpha, "beta": beta,
+                                 "n_seeds": len(params.get("seeds") or []),
+                                 "dataset": dataset, "metric": metric, "mean": float(stat["mean"]),
+                                 "std": float(stat.get("std", float("nan")))})
+    return rows
+
+
+def render_markdown(rows: list[dict[str, Any]]) -> str:
+    """One table per dataset: a row per experiment, `mean ± std` per metric."""
+    if not rows:
+        return "No experiment has metrics yet: run `dvc exp run` first.\n"
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    out = ["# Experiments (from `dvc exp show`)", ""]
+    for dataset, sub in frame.groupby("dataset", sort=True):
+        out += [f"## {dataset}", "", "| experiment | method | alpha | beta | seeds | ACC | NMI | ECE | mean conf |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for (exp, rev), grp in sub.groupby(["experiment", "rev"], sort=False):
+            first = grp.iloc[0]
+            cells = {r.metric: f"{r.mean:.1f} ± {r.std:.1f}" for r in grp.itertuples()}
+            method = first["method"] + (" (supervised ceiling)" if first["method"] == "omib" else "")
+            out.append(f"| {exp} | {method} | {first['alpha']} | {first['beta']} | {first['n_seeds']} | "
+                       + " | ".join(cells.get(m, "—") for m in SHOWN) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _dvc() -> str:
+    """The dvc of this environment (beside the interpreter) when there is one."""
+    local = Path(sys.executable).parent / "dvc"
+    return str(local) if local.exists() else "dvc"
+
+
+def main() -> int:
+    proc = subprocess.run([_dvc(), "exp", "show", "--json"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"error: `dvc exp show --json` failed:\n{proc.stderr}", file=sys.stderr)
+        return 2
+    rows = experiment_rows(json.loads(proc.stdout))
+    write_text(Path("metrics/experiments.md"), render_markdown(rows))
+    with atomic_path(Path("metrics/experiments.csv")) as tmp:
+        pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False, float_format="%.4g")
+    print(f"{len(rows)} rows -> metrics/experiments.md, metrics/experiments.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
