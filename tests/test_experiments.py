@@ -18,7 +18,10 @@ SHOW = [
     _rev("workspace", None, "clib", 0.9, 11.0),  # in flux: never reported
     {**_rev("a" * 40, "main", "clib", 0.5, 70.0),
      "experiments": [{"revs": [_rev("b" * 40, "exp-msdib", "msdib", 0.5, 60.0)]},
-                     {"revs": [_rev("c" * 40, "exp-omib", "omib", 0.5, 90.0)]}]},
+                     {"revs": [_rev("c" * 40, "exp-omib", "omib", 0.5, 90.0)]},
+                     # still running: DVC reports the workspace's data under its name
+                     {"revs": [{**_rev("d" * 40, "exp-running", "clib", 0.1, 12.0),
+                                "data": {**_rev("x", None, "clib", 0.1, 12.0)["data"], "rev": "workspace"}}]}]},
 ]
 
 
@@ -40,7 +43,7 @@ def test_markdown_puts_methods_side_by_side():
     assert "## mfeat" in text
     assert "| exp-omib | omib (supervised ceiling) | — | — | 2 | 90.0 ± 1.0 | 50.0 ± 2.0 | 10.0 ± 0.5 | 60.0 ± 0.1 |" in text
     assert "| main | clib | 0.5 | 0.5 | 2 | 70.0 ± 1.0 |" in text
-    assert "11.0" not in text  # the workspace row is skipped
+    assert "11.0" not in text and "12.0" not in text  # the workspace and running rows are skipped
 
 
 def test_no_experiments():

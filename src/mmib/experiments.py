@@ -3,8 +3,8 @@
     python -m mmib.experiments            # or: make experiments
     -> metrics/experiments.md and metrics/experiments.csv
 
-Reads `dvc exp show --json` (the workspace, the baseline commit and every
-experiment), so runs of different methods, alphas and betas sit side by
+Reads `dvc exp show --json -A` (every commit and its finished experiments;
+the workspace and running experiments are skipped), so runs of different methods, alphas and betas sit side by
 side, e.g. after `dvc exp run -S method=msdib` and `-S method=omib`.
 OMIB rows are marked as the supervised ceiling (scored on a held-out split).
 """
@@ -26,15 +26,21 @@ COLUMNS = ("experiment", "rev", "method", "alpha", "beta", "n_seeds", "dataset",
 SHOWN = ("acc", "nmi", "ece", "mean_confidence")
 
 
+def _in_workspace(rev: dict) -> bool:
+    """The workspace, or an experiment still running in it: its params and metrics may
+    come from different runs, so it is never reported."""
+    return rev.get("rev") == "workspace" or (rev.get("data") or {}).get("rev") == "workspace"
+
+
 def _revisions(show: list[dict]) -> Iterator[tuple[str, dict]]:
-    """Committed baselines and their experiments; the workspace is skipped (its params and
-    metrics may come from different runs while a run is in flight or was interrupted)."""
+    """Committed baselines and their finished experiments."""
     for top in show:
-        if top.get("rev") != "workspace":
+        if not _in_workspace(top):
             yield (top.get("name") or top["rev"][:7]), top
         for exp in top.get("experiments") or []:
             for rev in exp.get("revs") or []:
-                yield (rev.get("name") or rev["rev"][:7]), rev
+                if not _in_workspace(rev):
+                    yield (rev.get("name") or rev["rev"][:7]), rev
 
 
 def _trade_off(params: dict, method: str) -> tuple[Any, Any]:
@@ -93,7 +99,8 @@ def _dvc() -> str:
 
 
 def main() -> int:
-    proc = subprocess.run([_dvc(), "exp", "show", "--json"], capture_output=True, text=True)
+    # -A: experiments of every baseline commit, not only of HEAD
+    proc = subprocess.run([_dvc(), "exp", "show", "--json", "-A"], capture_output=True, text=True)
     if proc.returncode != 0:
         print(f"error: `dvc exp show --json` failed:\n{proc.stderr}", file=sys.stderr)
         return 2
