@@ -4,10 +4,34 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 from mmib.errors import InputError
 from mmib.runtime import resolve_device
+
+
+def _as_tensors(views: list[np.ndarray], device: torch.device,
+                expected_dims: list[int] | None = None) -> list[torch.Tensor]:
+    """Validate the views (and, for a fitted model, their number and widths) and move them to the device."""
+    if not isinstance(views, (list, tuple)) or len(views) < 2:
+        raise InputError("expected a list of at least two view arrays (N x d_m each): CLIB is multi-modal",
+                         field="views", fix="pass [X1, X2, ...] with one array per view")
+    arrays = [np.asarray(v, dtype=np.float32) for v in views]
+    n = {a.shape[0] for a in arrays}
+    if any(a.ndim != 2 for a in arrays) or len(n) != 1:
+        shapes = [a.shape for a in arrays]
+        raise InputError(f"views must be 2-D with the same number of rows, got shapes {shapes}",
+                         field="views", fix="give every view one row per sample, in the same order")
+    if any(not np.isfinite(a).all() for a in arrays):
+        bad = [m for m, a in enumerate(arrays) if not np.isfinite(a).all()]
+        raise InputError(f"views {bad} contain NaN or inf", field="views",
+                         fix="impute or drop the non-finite entries before fitting")
+    dims = [int(a.shape[1]) for a in arrays]
+    if expected_dims is not None and dims != list(expected_dims):
+        raise InputError(f"the model was fitted on views of widths {list(expected_dims)}, got {dims}",
+                         field="views", fix="pass the same views, in the same order, as at fit time")
+    return [torch.from_numpy(a).to(device) for a in arrays]
 
 
 class EstimatorBase:
@@ -28,6 +52,17 @@ class EstimatorBase:
         if getattr(self, "net_", None) is None:
             raise InputError("the model is not fitted", field="model", fix=self.fit_hint)
         return self.net_
+
+    def _fitted_inputs(self, views: list[np.ndarray]) -> tuple[torch.nn.Module, list[torch.Tensor]]:
+        """The fitted network in eval mode and the views checked against the fitted widths."""
+        net = self._require_net()
+        xs = _as_tensors(views, self.device_, self.dims_)
+        net.eval()
+        return net, xs
+
+    def predict(self, views: list[np.ndarray]) -> np.ndarray:
+        """Hard assignment: the argmax of ``predict_proba``."""
+        return self.predict_proba(views).argmax(axis=1)
 
     def _epoch_extras(self) -> dict[str, float]:
         """Per-epoch values recorded besides the batch means (e.g. fusion weights)."""

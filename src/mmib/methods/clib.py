@@ -28,36 +28,13 @@ from tqdm.auto import tqdm
 from mmib import losses
 from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams, default_params
 from mmib.errors import InputError
-from mmib.methods.base import EstimatorBase
+from mmib.methods.base import EstimatorBase, _as_tensors
 from mmib.methods.clib_model import CLIBNet, Encoded
 from mmib.runtime import resolve_device, seed_everything
 
 STATE_FORMAT = "mmib-clib-1"
 CALIBRATION_SEED_OFFSET = 1_000_003  # stage 2 re-seeds, so a resumed run equals a single fit()
 CAL_TERMS = ("caliH", "re", "cluH", "con")
-
-
-def _as_tensors(views: list[np.ndarray], device: torch.device,
-                expected_dims: list[int] | None = None) -> list[torch.Tensor]:
-    """Validate the views (and, for a fitted model, their number and widths) and move them to the device."""
-    if not isinstance(views, (list, tuple)) or len(views) < 2:
-        raise InputError("expected a list of at least two view arrays (N x d_m each): CLIB is multi-modal",
-                         field="views", fix="pass [X1, X2, ...] with one array per view")
-    arrays = [np.asarray(v, dtype=np.float32) for v in views]
-    n = {a.shape[0] for a in arrays}
-    if any(a.ndim != 2 for a in arrays) or len(n) != 1:
-        shapes = [a.shape for a in arrays]
-        raise InputError(f"views must be 2-D with the same number of rows, got shapes {shapes}",
-                         field="views", fix="give every view one row per sample, in the same order")
-    if any(not np.isfinite(a).all() for a in arrays):
-        bad = [m for m, a in enumerate(arrays) if not np.isfinite(a).all()]
-        raise InputError(f"views {bad} contain NaN or inf", field="views",
-                         fix="impute or drop the non-finite entries before fitting")
-    dims = [int(a.shape[1]) for a in arrays]
-    if expected_dims is not None and dims != list(expected_dims):
-        raise InputError(f"the model was fitted on views of widths {list(expected_dims)}, got {dims}",
-                         field="views", fix="pass the same views, in the same order, as at fit time")
-    return [torch.from_numpy(a).to(device) for a in arrays]
 
 
 def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -140,21 +117,14 @@ class CLIB(EstimatorBase):
 
     def predict_proba(self, views: list[np.ndarray]) -> np.ndarray:
         """Cluster-head probabilities on the posterior means, eval mode (METHOD.md)."""
-        net = self._require_net()
-        xs = _as_tensors(views, self.device_, self.dims_)
-        net.eval()
+        net, xs = self._fitted_inputs(views)
         with torch.no_grad():
             enc = net.encode(xs, sample=False)
             return torch.softmax(net.cluster_head(enc.fused), dim=1).cpu().numpy()
 
-    def predict(self, views: list[np.ndarray]) -> np.ndarray:
-        return self.predict_proba(views).argmax(axis=1)
-
     def transform(self, views: list[np.ndarray]) -> np.ndarray:
         """Fused features ``h^f`` on the posterior means."""
-        net = self._require_net()
-        xs = _as_tensors(views, self.device_, self.dims_)
-        net.eval()
+        net, xs = self._fitted_inputs(views)
         with torch.no_grad():
             return net.encode(xs, sample=False).fused.cpu().numpy()
 

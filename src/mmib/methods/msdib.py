@@ -124,21 +124,14 @@ class MSDIB(EstimatorBase):
 
     def predict_proba(self, views: list[np.ndarray]) -> np.ndarray:
         """Fused (DDC) head's softmax on the posterior means, eval mode."""
-        net = self._require_net()
-        xs = _as_tensors(views, self.device_, self.dims_)
-        net.eval()
+        net, xs = self._fitted_inputs(views)
         with torch.no_grad():
             enc = net.encode(xs, sample=False)
             return torch.softmax(net.fused_head(enc.fused)[0], dim=1).cpu().numpy()
 
-    def predict(self, views: list[np.ndarray]) -> np.ndarray:
-        return self.predict_proba(views).argmax(axis=1)
-
     def transform(self, views: list[np.ndarray]) -> np.ndarray:
         """Fused features ``h^s`` on the posterior means."""
-        net = self._require_net()
-        xs = _as_tensors(views, self.device_, self.dims_)
-        net.eval()
+        net, xs = self._fitted_inputs(views)
         with torch.no_grad():
             return net.encode(xs, sample=False).fused.cpu().numpy()
 

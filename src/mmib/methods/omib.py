@@ -261,21 +261,14 @@ class OMIB(EstimatorBase):
 
     def predict_proba(self, views: list[np.ndarray]) -> np.ndarray:
         """``q(y | xi)`` with ``zeta_m = mu_m`` (no sampling), eval mode, for every row."""
-        net = self._require_net()
-        xs = _as_tensors(views, self.device_, self.dims_)
-        net.eval()
+        net, xs = self._fitted_inputs(views)
         with torch.no_grad():
             _, _, xi = net.fuse(net.embed(xs), sample=False)
             return torch.softmax(net.head(xi), dim=1).cpu().numpy()
 
-    def predict(self, views: list[np.ndarray]) -> np.ndarray:
-        return self.predict_proba(views).argmax(axis=1)
-
     def transform(self, views: list[np.ndarray]) -> np.ndarray:
         """The fused representation ``xi`` on the posterior means."""
-        net = self._require_net()
-        xs = _as_tensors(views, self.device_, self.dims_)
-        net.eval()
+        net, xs = self._fitted_inputs(views)
         with torch.no_grad():
             return net.fuse(net.embed(xs), sample=False)[2].cpu().numpy()
 
