@@ -105,6 +105,48 @@ def test_history_has_one_entry_per_epoch(fitted):
         assert len(cal[key]) == C_EPOCHS and np.isfinite(cal[key]).all(), key
 
 
+# ---------------------------------------------------------------- training trace (Figure 3, Table 5)
+def test_trace_has_one_assignment_per_epoch_and_the_first_calibration_snapshot(fitted, views):
+    trace = fitted.trace_
+    assert len(trace.warmup) == W_EPOCHS
+    assert len(trace.calibrate) == C_EPOCHS + 1  # after the cold start, then after every epoch
+    assert all(a.shape == (N,) and a.min() >= 0 and a.max() < C for a in trace.warmup + trace.calibrate)
+    # the last snapshot is the final model's prediction
+    assert np.array_equal(trace.calibrate[-1], fitted.predict(views))
+    assert trace.first_calibration_proba.shape == (N, C)
+    assert np.allclose(trace.first_calibration_proba.sum(axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(trace.calibrate[0], trace.first_calibration_proba.argmax(axis=1))
+    # quality under s2 is S_2 averaged over views, so in [1/2, 1]
+    q = trace.first_calibration_quality
+    assert q.shape == (N,) and (q >= 0.5 - 1e-6).all() and (q <= 1 + 1e-6).all()
+
+
+def test_last_warmup_snapshot_is_a_kmeans_partition_of_the_warmup_features(views):
+    from sklearn.metrics import adjusted_rand_score
+
+    warm = make_clib(seed=0).fit_warmup(views)
+    features = warm.transform(views)
+    labels = warm.trace_.warmup[-1]
+    # every sample is nearer its own cluster's mean than any other's (a Lloyd fixed point)
+    means = np.stack([features[labels == k].mean(axis=0) for k in np.unique(labels)])
+    nearest = np.unique(labels)[((features[:, None, :] - means[None]) ** 2).sum(-1).argmin(axis=1)]
+    assert adjusted_rand_score(nearest, labels) == 1.0
+
+
+def test_trace_survives_the_state_round_trip(fitted):
+    loaded = make_clib(seed=0).load_state(fitted.state())
+    for a, b in zip(loaded.trace_.warmup + loaded.trace_.calibrate, fitted.trace_.warmup + fitted.trace_.calibrate):
+        assert np.array_equal(a, b)
+    assert np.array_equal(loaded.trace_.first_calibration_quality, fitted.trace_.first_calibration_quality)
+
+
+def test_a_state_without_trace_loads_with_an_empty_trace(fitted):
+    state = dict(fitted.state())
+    del state["trace"]
+    loaded = make_clib(seed=0).load_state(state)
+    assert loaded.trace_.warmup == [] and loaded.trace_.calibrate == []
+
+
 # ---------------------------------------------------------------- determinism and resuming
 
 
@@ -132,6 +174,7 @@ def test_warmup_state_round_trip_then_calibration_equals_one_fit(fitted, views):
     assert np.array_equal(resumed.predict_proba(views), fitted.predict_proba(views))
     assert resumed.history_["calibrate"]["loss"] == fitted.history_["calibrate"]["loss"]
     assert resumed.history_["warmup"]["loss"] == fitted.history_["warmup"]["loss"]
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.trace_.calibrate, fitted.trace_.calibrate))
     assert resumed.stages_done_ == ["warmup", "calibrate"]
 
 
@@ -150,6 +193,7 @@ def test_warmup_free_moves_the_warmup_budget_into_calibration(views):
     assert model.calibration_epochs == W_EPOCHS + C_EPOCHS
     model.fit(views)
     assert model.history_["warmup"].get("loss", []) == []
+    assert model.trace_.warmup == [] and len(model.trace_.calibrate) == W_EPOCHS + C_EPOCHS + 1
     assert len(model.history_["calibrate"]["loss"]) == W_EPOCHS + C_EPOCHS
     # the default keeps the stages apart
     default = make_clib(seed=0)
@@ -267,16 +311,16 @@ def test_kmeans_warm_start_reuses_the_previous_centroids(fitted, views):
 
     features = torch.from_numpy(fitted.transform(views))
     fitted._kmeans_centers = None
-    first = fitted._kmeans(features, salt=0)
+    first = fitted._pseudo_clusters(features, salt=0)
     # warm-started: one Lloyd run from the previous centroids, which are already a fixed point
-    second = fitted._kmeans(features, salt=1)
+    second = fitted._pseudo_clusters(features, salt=1)
     assert np.array_equal(first.labels_, second.labels_)
     assert np.allclose(first.cluster_centers_, second.cluster_centers_)
     # the same call without warm start is an independent k-means++ fit with its own seed
     cold = fitted.calibrate.model_copy(update={"kmeans_warm_start": False})
     fitted.calibrate, saved = cold, fitted.calibrate
     try:
-        third = fitted._kmeans(features, salt=1)
+        third = fitted._pseudo_clusters(features, salt=1)
         ref = KMeans(fitted.n_clusters, n_init=cold.kmeans_n_init,
                      random_state=(fitted.seed * 7919 + 1) % (2**31 - 1)).fit(features.numpy().astype(np.float64))
         assert np.array_equal(third.labels_, ref.labels_)

@@ -72,6 +72,10 @@ def test_method_runs_through_the_stages(workdir, method):
         assert saved["scored_on"] == "test split"
         test_idx = registry.restore(state, params, 3, 0).test_idx_
         assert len(test_idx) == pytest.approx(60 * params.omib.test_fraction, abs=1)
+    figures = {f.name for f in (workdir / "metrics" / DATASET / "plots").iterdir()}
+    assert {"reliability.png", "training_curves.png", "tsne.png"} <= figures
+    traced = {"convergence.png", "screened.png"}  # CLIB records a training trace, the others do not
+    assert (traced <= figures) == (method == "clib") and ("hard_samples" in saved) == (method == "clib")
     rows = dataset_rows(DATASET, saved, {"methods": {}}, _empty_paper(), None)
     assert {r["method"] for r in rows if r["source"] == "ours"} >= {METHOD_ROWS[method]}
 
@@ -87,3 +91,29 @@ def test_unknown_state_format_is_rejected():
 
     with pytest.raises(InputError, match="not a model state"):
         registry.method_of_state({"format": "something-else"})
+
+
+def test_clib_evaluation_writes_figure_tables_and_the_hard_sample_study(workdir):
+    import pandas as pd
+
+    params = tiny_params("clib")
+    params = params.model_copy(update={"seeds": [0, 1]})
+    for stage in ("warmup", "calibrate"):
+        stages.train(stage, DATASET, params)
+    saved = stages.evaluate(DATASET, params)
+    hard = saved["hard_samples"]
+    assert hard["fraction"] == 0.2 and hard["n_samples"] == 12  # ceil(0.2 * 60)
+    for when in ("first_calibration_epoch", "end"):
+        assert set(hard[when]) == {"acc", "nmi", "ari", "ece", "mean_confidence"}
+    out = workdir / "metrics" / DATASET
+    conv = pd.read_csv(out / "convergence.csv")
+    # 1 warm-up epoch + the calibration start + 1 calibration epoch, minus the start's missing loss
+    assert set(conv["quantity"]) == {"total loss", "ACC (%)", "NMI (%)"}
+    assert sorted(conv["series"].unique()) == ["seed 0", "seed 1"]
+    assert len(conv) == 2 * (3 * 3 - 1)
+    tsne = pd.read_csv(out / "tsne.csv")
+    assert tsne["snapshot"].nunique() == 2 and len(tsne) == 2 * 60
+    screened = pd.read_csv(out / "screened.csv")
+    assert set(screened["series"]) == {"view0", "view1"} and (screened["n_selected"] >= 30).all()
+    weights = pd.read_csv(out / "fusion_weights.csv")
+    assert np.allclose(weights.groupby("epoch")["weight"].sum(), 1.0, atol=1e-5)

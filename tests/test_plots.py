@@ -9,7 +9,8 @@ import pytest
 
 from mmib.errors import InputError
 from mmib.metrics import reliability_table
-from mmib.plots import fusion_weights_plot, reliability_diagram, training_curves
+from mmib.plots import (convergence_plot, fusion_weights_plot, heatmap, reliability_diagram, screened_plot,
+                        training_curves, tsne_plot)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -48,3 +49,38 @@ def test_same_data_same_bytes(tmp_path):
     a = reliability_diagram(table, tmp_path / "a" / "r.png").read_bytes()
     b = reliability_diagram(table, tmp_path / "b" / "r.png").read_bytes()
     assert a == b  # stable DVC hashes for identical results
+
+
+def test_convergence_plot(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"seed": [0] * 4 + [1] * 4, "epoch": [1, 2, 2, 3] * 2,
+                          "stage": ["warmup", "warmup", "calibrate", "calibrate"] * 2,
+                          "loss": [5, 4, float("nan"), 3] * 2, "acc": [50, 60, 55, 70] * 2,
+                          "nmi": [40, 45, 44, 50] * 2})
+    _assert_png(convergence_plot(frame, tmp_path / "c.png"))
+    with pytest.raises(InputError, match="columns"):
+        convergence_plot(frame.drop(columns="nmi"), tmp_path / "bad.png")
+
+
+def test_tsne_and_screened_plots(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    points = pd.DataFrame({"snapshot": ["a"] * 30 + ["b"] * 30, "x": rng.normal(size=60),
+                           "y": rng.normal(size=60), "label": np.tile(np.arange(3), 20)})
+    _assert_png(tsne_plot(points, tmp_path / "t" / "t.png"))
+    screened = pd.DataFrame({"seed": 0, "epoch": [1, 2, 1, 2], "view": [0, 0, 1, 1], "n_selected": [50, 60, 55, 58]})
+    _assert_png(screened_plot(screened, 100, tmp_path / "s" / "s.png"))
+    with pytest.raises(InputError):
+        tsne_plot(points.iloc[:0], tmp_path / "empty.png")
+
+
+def test_heatmap(tmp_path):
+    import pandas as pd
+
+    grid = pd.DataFrame([[50.0, 55.0], [60.0, float("nan")]], index=pd.Index([0.1, 0.2], name="beta"),
+                        columns=pd.Index([0.1, 0.2], name="alpha"))
+    _assert_png(heatmap(grid, tmp_path / "h.png", "ACC", "ACC (%)"))
+    with pytest.raises(InputError, match="sweep"):
+        heatmap(grid.iloc[:0], tmp_path / "empty.png", "ACC", "ACC (%)")

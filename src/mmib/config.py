@@ -81,6 +81,9 @@ class CalibrateParams(_Strict):
 
 class EvaluateParams(_Strict):
     ece_bins: int = Pos
+    hard_fraction: float = Field(gt=0, le=1)
+    tsne_max_samples: int = NonNeg
+    tsne_perplexity: float = Pos
 
 
 class BaselinesParams(_Strict):

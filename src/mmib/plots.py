@@ -107,3 +107,80 @@ def fusion_weights_plot(weights: Sequence[Sequence[float]], view_names: Sequence
     ax.legend(fontsize=8, ncol=min(3, len(view_names)))
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def convergence_plot(frame: pd.DataFrame, path: str | os.PathLike, title: str = "Convergence") -> Path:
+    """Figure 3: total loss, ACC and NMI per epoch over both stages, one line per seed.
+
+    ``frame`` is :func:`mmib.trace_metrics.convergence_frame` (rows of all
+    seeds); a dashed line marks the start of calibration.
+    """
+    missing = {"seed", "epoch", "stage", "loss", "acc", "nmi"} - set(frame.columns)
+    if missing or frame.empty:
+        raise InputError(f"convergence frame lacks columns {sorted(missing)} or is empty", field="frame",
+                         fix="build it with mmib.trace_metrics.convergence_frame")
+    fig = Figure(figsize=(12.0, 3.2))
+    start = frame.loc[frame["stage"] == "calibrate", "epoch"].min()
+    for i, (column, label) in enumerate((("loss", "total loss"), ("acc", "ACC (%)"), ("nmi", "NMI (%)"))):
+        ax = fig.add_subplot(1, 3, i + 1)
+        for seed, rows in frame.groupby("seed"):
+            ax.plot(rows["epoch"], rows[column], linewidth=1.0, label=f"seed {seed}")
+        if not math.isnan(start):
+            ax.axvline(start, color="gray", linestyle="--", linewidth=0.8)
+        ax.set(xlabel="epoch (warm-up, then calibration)", title=label)
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def tsne_plot(frame: pd.DataFrame, path: str | os.PathLike, title: str = "t-SNE of fused features") -> Path:
+    """Figure 5: one scatter per snapshot, coloured by the true class."""
+    if frame.empty:
+        raise InputError("no t-SNE points to plot", field="frame", fix="build it with mmib.embedding.tsne_frame")
+    names = list(dict.fromkeys(frame["snapshot"]))
+    fig = Figure(figsize=(4.5 * len(names), 4.3))
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(1, len(names), i + 1)
+        rows = frame[frame["snapshot"] == name]
+        ax.scatter(rows["x"], rows["y"], c=rows["label"], cmap="tab20", s=4, linewidths=0)
+        ax.set(title=str(name), xticks=[], yticks=[])
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def screened_plot(frame: pd.DataFrame, n_samples: int, path: str | os.PathLike,
+                  title: str = "Screened samples per view") -> Path:
+    """The number of screened samples ``K_m`` per view per calibration epoch (mean over seeds)."""
+    if frame.empty:
+        raise InputError("no screened counts to plot", field="frame",
+                         fix="build it with mmib.trace_metrics.screened_frame")
+    fig = Figure(figsize=(5.5, 3.5))
+    ax = fig.add_subplot()
+    for view, rows in frame.groupby("view"):
+        mean = rows.groupby("epoch")["n_selected"].mean()
+        ax.plot(mean.index, mean.to_numpy(), linewidth=1.2, label=f"view{view}")
+    ax.axhline(n_samples, color="gray", linestyle=":", linewidth=0.8)
+    ax.set(xlabel="calibration epoch", ylabel="screened samples", title=title)
+    ax.legend(fontsize=8, ncol=3)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def heatmap(grid: pd.DataFrame, path: str | os.PathLike, title: str, value_label: str) -> Path:
+    """Figure 2: a value over a 2-D grid (rows x columns of ``grid``), each cell annotated."""
+    if grid.empty:
+        raise InputError("nothing to draw: the grid is empty", field="grid",
+                         fix="run the alpha x beta sweep first (README: Sweeps)")
+    values = grid.to_numpy(dtype=float)
+    fig = Figure(figsize=(1.0 + 0.6 * values.shape[1], 1.0 + 0.5 * values.shape[0]))
+    ax = fig.add_subplot()
+    image = ax.imshow(values, cmap="viridis", origin="lower", aspect="auto")
+    ax.set_xticks(range(values.shape[1]), [f"{c:g}" for c in grid.columns])
+    ax.set_yticks(range(values.shape[0]), [f"{r:g}" for r in grid.index])
+    ax.set(xlabel=str(grid.columns.name or ""), ylabel=str(grid.index.name or ""), title=title)
+    for (r, c), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white")
+    fig.colorbar(image, ax=ax, label=value_label)
+    return _save(fig, path)

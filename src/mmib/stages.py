@@ -83,8 +83,8 @@ def _load_torch(path: Path, stage_hint: str) -> dict:
 def _curves_frame(histories: dict[int, dict[str, list[float]]]) -> pd.DataFrame:
     frames = []
     for seed, hist in histories.items():
-        n = max((len(v) for v in hist.values()), default=0)
-        cols = {k: v for k, v in hist.items() if len(v) == n}  # per-epoch series only
+        n = len(hist["loss"]) if "loss" in hist else max((len(v) for v in hist.values()), default=0)
+        cols = {k: v for k, v in hist.items() if len(v) == n}  # per-epoch series only (not the cold start)
         frame = pd.DataFrame(cols)
         frame.insert(0, "epoch", np.arange(1, n + 1))
         frame.insert(0, "seed", seed)
@@ -213,18 +213,21 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
     per_seed: dict[str, dict[str, float]] = {}
     final_loss: dict[int, float] = {}
     confidences, corrects, histories = [], [], {}
+    traced = TracedSeeds()
     for seed in params.seeds:
         state = _load_torch(model_path(dataset, "calibrate", seed), f"calibrate@{dataset}")
         model = registry.restore(state, params, n_clusters, seed)
         method = registry.method_of_state(state)
         # the supervised reference is scored on its held-out split only
         rows = np.asarray(model.test_idx_) if method in registry.SUPERVISED else np.arange(len(labels))
-        proba = model.predict_proba(views)[rows]
+        full_proba = model.predict_proba(views)
+        proba = full_proba[rows]
         per_seed[f"seed{seed}"] = metrics.evaluate_soft_clustering(labels[rows], proba, n_bins=bins)
         _pred, conf, correct, _map = metrics.soft_predictions(labels[rows], proba)
         confidences.append(conf)
         corrects.append(correct)
         histories[seed] = state["history"]
+        traced.add(seed, state, full_proba, labels, params)
         final = state["history"]["calibrate"]
         final_loss[seed] = float((final.get("loss") or final.get("total") or [float("nan")])[-1])
     summary = metrics.mean_std(list(per_seed.values()))
@@ -238,6 +241,8 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
         "lowest_loss_seed": {"seed": chosen, "final_loss": final_loss[chosen], **per_seed[f"seed{chosen}"]},
         "per_seed": per_seed,
     }
+    if traced.hard:
+        result["hard_samples"] = traced.hard_summary(params.evaluate.hard_fraction)
     out_dir = METRICS / dataset
     table = metrics.reliability_table(np.concatenate(confidences), np.concatenate(corrects), n_bins=bins)
     _write_csv(out_dir / "reliability.csv", table)
@@ -252,6 +257,9 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
         figures.append(plots.fusion_weights_plot(fusion, [f"view{m}" for m in range(len(views))],
                                                  out_dir / "plots" / "fusion_weights.png",
                                                  title=f"{dataset}: fusion weights (seed {params.seeds[0]})"))
+        _write_csv(out_dir / "fusion_weights.csv", _long_series(fusion, "view", "weight"))
+    figures += traced.write(dataset, out_dir, len(labels))
+    figures += _tsne_figure(dataset, params, views, labels, n_clusters, out_dir)
     write_json(evaluation_path(dataset), result)
     full = params.model_dump()
     full["catalog"] = {dataset: full["catalog"].get(dataset)}
@@ -261,12 +269,95 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
         run.log_metrics({f"{k}_std": v["std"] for k, v in summary.items()})
         run.log_metrics({f"{s}.{k}": v for s, d in per_seed.items() for k, v in d.items()})
         run.log_artifact(evaluation_path(dataset), "metrics")
-        run.log_artifact(out_dir / "reliability.csv", "metrics")
+        for table in sorted(out_dir.glob("*.csv")):
+            run.log_artifact(table, "metrics")
         for fig in figures:
             run.log_artifact(fig, "plots")
         for seed in params.seeds:
             run.log_artifact(model_path(dataset, "calibrate", seed), "state_dicts")
     return result
+
+
+class TracedSeeds:
+    """Per-seed scores of the training traces (CLIB): Figure 3, Table 5 and the screened counts."""
+
+    def __init__(self) -> None:
+        self.convergence: list[pd.DataFrame] = []
+        self.screened: list[pd.DataFrame] = []
+        self.hard: list[dict[str, Any]] = []
+
+    def add(self, seed: int, state: dict, proba: np.ndarray, labels: np.ndarray, params: Params) -> None:
+        from mmib import trace_metrics
+        from mmib.methods.trace import TrainingTrace
+
+        trace = TrainingTrace.from_state(state.get("trace"))
+        if not trace.calibrate:  # a method without a trace (MSDIB, OMIB)
+            return
+        self.convergence.append(trace_metrics.convergence_frame(seed, state["history"], trace, labels))
+        self.screened.append(trace_metrics.screened_frame(seed, state["history"]["calibrate"]))
+        self.hard.append(trace_metrics.hard_sample_study(trace, proba, labels, params.evaluate.hard_fraction,
+                                                         params.evaluate.ece_bins))
+
+    def hard_summary(self, fraction: float) -> dict[str, Any]:
+        """Table 5 over the seeds: mean +- std at the first calibration epoch and at the end."""
+        from mmib import metrics
+
+        return {"fraction": fraction, "n_samples": self.hard[0]["n_samples"],
+                **{when: metrics.mean_std([h[when] for h in self.hard])
+                   for when in ("first_calibration_epoch", "end")}}
+
+    def write(self, dataset: str, out_dir: Path, n_samples: int) -> list[Path]:
+        """CSV tables (dvc plots) and PNG figures (dvc plots, MLflow) of the traced seeds."""
+        if not self.convergence:
+            return []
+        convergence = pd.concat(self.convergence, ignore_index=True)
+        screened = pd.concat(self.screened, ignore_index=True)
+        _write_csv(out_dir / "convergence.csv", _convergence_long(convergence))
+        mean_screened = screened.groupby(["epoch", "view"], as_index=False)["n_selected"].mean()
+        _write_csv(out_dir / "screened.csv", mean_screened.assign(series="view" + mean_screened["view"].astype(str)))
+        figures = [plots.convergence_plot(convergence, out_dir / "plots" / "convergence.png",
+                                          title=f"{dataset}: convergence over both stages")]
+        if not screened.empty:
+            figures.append(plots.screened_plot(screened, n_samples, out_dir / "plots" / "screened.png",
+                                               title=f"{dataset}: screened samples per view (mean over seeds)"))
+        return figures
+
+
+def _convergence_long(frame: pd.DataFrame) -> pd.DataFrame:
+    """Figure 3 in long form for `dvc plots` (one panel per quantity, one line per seed)."""
+    long = frame.melt(id_vars=["seed", "epoch", "stage"], value_vars=["loss", "acc", "nmi"],
+                      var_name="quantity", value_name="value")
+    long["quantity"] = long["quantity"].map({"loss": "total loss", "acc": "ACC (%)", "nmi": "NMI (%)"})
+    long["series"] = "seed " + long["seed"].astype(str)
+    return long.dropna(subset=["value"])
+
+
+def _long_series(rows: list[list[float]], name: str, value: str) -> pd.DataFrame:
+    """Per-epoch rows of per-item values as long form (``epoch, <name>, <value>, series``)."""
+    out = [{"epoch": e, name: m, value: v, "series": f"{name}{m}"}
+           for e, row in enumerate(rows) for m, v in enumerate(row)]
+    return pd.DataFrame(out, columns=("epoch", name, value, "series"))
+
+
+def _tsne_figure(dataset: str, params: Params, views: list[np.ndarray], labels: np.ndarray,
+                 n_clusters: int, out_dir: Path) -> list[Path]:
+    """Figure 5: t-SNE of the first seed's fused features after the warm-up stage and at the end."""
+    from mmib.embedding import tsne_frame
+    from mmib.methods import registry
+
+    cfg = params.evaluate
+    if cfg.tsne_max_samples == 0:
+        return []
+    seed = params.seeds[0]
+    snapshots = {}
+    for stage, name in (("warmup", "end of warm-up"), ("calibrate", "end of training")):
+        state = _load_torch(model_path(dataset, stage, seed), f"{stage}@{dataset}")
+        epochs = sum(len(h.get("loss", [])) for h in state["history"].values())
+        snapshots[f"{name} (epoch {epochs})"] = registry.restore(state, params, n_clusters, seed).transform(views)
+    frame = tsne_frame(snapshots, labels, cfg.tsne_max_samples, cfg.tsne_perplexity, seed)
+    _write_csv(out_dir / "tsne.csv", frame)
+    return [plots.tsne_plot(frame, out_dir / "plots" / "tsne.png",
+                            title=f"{dataset}: t-SNE of fused features (seed {seed}), coloured by class")]
 
 
 def _loss_curves(histories: dict[int, dict]) -> dict[str, list[float]]:

@@ -30,6 +30,7 @@ from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams, defa
 from mmib.errors import InputError
 from mmib.methods.base import EstimatorBase, _as_tensors
 from mmib.methods.clib_model import CLIBNet, Encoded
+from mmib.methods.trace import TrainingTrace
 from mmib.runtime import resolve_device, seed_everything
 
 STATE_FORMAT = "mmib-clib-1"
@@ -89,6 +90,8 @@ class CLIB(EstimatorBase):
         self.stages_done_: list[str] = []
         self._mine_log_ema: list[torch.Tensor | None] = []
         self._kmeans_centers: np.ndarray | None = None
+        self._trace_centers: np.ndarray | None = None
+        self.trace_ = TrainingTrace()
 
     @classmethod
     def from_params(cls, params: Params, n_clusters: int, seed: int, progress: bool = True) -> "CLIB":
@@ -141,9 +144,11 @@ class CLIB(EstimatorBase):
         net = self.net_
         opt = _adam(net.ib_parameters(), self.warmup.lr, self.warmup.weight_decay)
         hist = defaultdict(list)
+        self.trace_ = TrainingTrace()
+        self._trace_centers = None
         bar = tqdm(range(self.warmup_epochs), desc=f"warmup seed {self.seed}", disable=self._bar_off(),
                    leave=False, position=self.progress_position)
-        for _ in bar:
+        for epoch in bar:
             t0 = time.perf_counter()
             net.train()
             sums: dict = defaultdict(float)
@@ -155,6 +160,7 @@ class CLIB(EstimatorBase):
                 for k, v in parts.items():
                     sums[k] += v
             self._record(hist, sums, len(batches), t0)
+            self._trace_warmup_epoch(xs, epoch)
             bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
         self.history_["warmup"] = dict(hist)
         self.stages_done_ = ["warmup"]
@@ -171,6 +177,7 @@ class CLIB(EstimatorBase):
         xs = _as_tensors(views, self.device_, self.dims_)
         net = self.net_.to(self.device_)
         self._kmeans_centers = None
+        self.trace_.reset_calibration()
         hist = defaultdict(list)
         self._cold_start(xs, gen, hist)
         opt = _adam(net.parameters(), self.calibrate.lr, self.warmup.weight_decay)
@@ -193,6 +200,8 @@ class CLIB(EstimatorBase):
             sums["kmeans_inertia"] = targets["kmeans_inertia"] * len(batches)
             self._record(hist, sums, len(batches), t0)
             bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
+        p_clu, _ = self._eval_outputs(xs)[1:]
+        self.trace_.add_calibration(p_clu.cpu().numpy())  # after the last epoch
         self.history_["calibrate"] = dict(hist)
         self.stages_done_ = ["warmup", "calibrate"]
         return self
@@ -253,22 +262,45 @@ class CLIB(EstimatorBase):
         return self.net_.n_views if self.calibrate.con_reduction == "mean" else 1
 
     # ------------------------------------------------------------------ stage 2 helpers
-    def _kmeans(self, features: torch.Tensor, salt: int) -> KMeans:
+    def _kmeans(self, features: torch.Tensor, salt: int, previous: np.ndarray | None) -> KMeans:
         """Seeded K-Means on detached fused features.
 
-        With ``kmeans_warm_start`` every fit after the first starts from the
-        previous fit's centroids (one run), so the pseudo-clusters Q_c of
-        consecutive epochs stay consistent; otherwise ``kmeans_n_init``
-        k-means++ restarts each time.
+        With ``kmeans_warm_start`` a fit that has ``previous`` centroids starts
+        from them (one run), so the pseudo-clusters Q_c of consecutive epochs
+        stay consistent; otherwise ``kmeans_n_init`` k-means++ restarts.
         """
         x = features.detach().cpu().numpy().astype(np.float64)
         rs = (self.seed * 7919 + salt) % (2**31 - 1)
-        if self.calibrate.kmeans_warm_start and self._kmeans_centers is not None:
-            km = KMeans(self.n_clusters, init=self._kmeans_centers, n_init=1, random_state=rs).fit(x)
-        else:
-            km = KMeans(self.n_clusters, n_init=self.calibrate.kmeans_n_init, random_state=rs).fit(x)
+        if self.calibrate.kmeans_warm_start and previous is not None:
+            return KMeans(self.n_clusters, init=previous, n_init=1, random_state=rs).fit(x)
+        return KMeans(self.n_clusters, n_init=self.calibrate.kmeans_n_init, random_state=rs).fit(x)
+
+    def _pseudo_clusters(self, features: torch.Tensor, salt: int) -> KMeans:
+        """The per-epoch K-Means of stage 2 (its centroids seed the next epoch's)."""
+        km = self._kmeans(features, salt, self._kmeans_centers)
         self._kmeans_centers = km.cluster_centers_
         return km
+
+    def _eval_outputs(self, xs: list[torch.Tensor]) -> tuple[Encoded, torch.Tensor, list[torch.Tensor]]:
+        """Encodings on the posterior means, cluster-head and calibration-head probabilities (eval mode)."""
+        net = self.net_
+        net.eval()
+        with torch.no_grad():
+            enc = net.encode(xs, sample=False)
+            p_clu = torch.softmax(net.cluster_head(enc.fused), dim=1)
+            p_cal = [torch.softmax(head(h), dim=1) for head, h in zip(net.cal_heads, enc.hs)]
+        return enc, p_clu, p_cal
+
+    def _trace_warmup_epoch(self, xs: list[torch.Tensor], epoch: int) -> None:
+        """Figure 3 during the warm-up: K-Means of h^f after the epoch (its own centroid chain,
+        seeded apart from training's, so the trace never changes the trained model)."""
+        net = self.net_
+        net.eval()
+        with torch.no_grad():
+            fused = net.encode(xs, sample=False).fused
+        km = self._kmeans(fused, salt=-1_000 - epoch, previous=self._trace_centers)
+        self._trace_centers = km.cluster_centers_
+        self.trace_.add_warmup(km.labels_)
 
     def _cold_start(self, xs: list[torch.Tensor], gen: torch.Generator, hist: dict) -> None:
         """Fit the heads on K-Means labels of the fused features, encoders frozen (METHOD.md)."""
@@ -279,7 +311,7 @@ class CLIB(EstimatorBase):
         net.eval()
         with torch.no_grad():
             enc = net.encode(xs, sample=False)
-        labels = torch.from_numpy(self._kmeans(enc.fused, salt=-1).labels_).long().to(self.device_)
+        labels = torch.from_numpy(self._pseudo_clusters(enc.fused, salt=-1).labels_).long().to(self.device_)
         opt = _adam(net.head_parameters(), self.calibrate.lr, 0.0)
         net.cluster_head.train()
         net.cal_heads.train()
@@ -301,13 +333,8 @@ class CLIB(EstimatorBase):
         Each view's calibration predictions are screened (Eq. 9) into the
         pseudo-label set S used by L_cluH.
         """
-        net = self.net_
-        net.eval()
-        with torch.no_grad():
-            enc = net.encode(xs, sample=False)
-            p_clu = torch.softmax(net.cluster_head(enc.fused), dim=1)
-            p_cal = [torch.softmax(head(h), dim=1) for head, h in zip(net.cal_heads, enc.hs)]
-        km = self._kmeans(enc.fused, salt=epoch)
+        enc, p_clu, p_cal = self._eval_outputs(xs)
+        km = self._pseudo_clusters(enc.fused, salt=epoch)
         assign = torch.from_numpy(km.labels_).long().to(self.device_)
         q = torch.zeros(self.n_clusters, self.n_clusters, device=self.device_)
         q.index_add_(0, assign, p_clu)
@@ -319,6 +346,12 @@ class CLIB(EstimatorBase):
             selected.append(sel)
             pseudo.append(lab)
             k_sel.append(k)
+        # Figure 3 / Table 5: the state this epoch starts from (after the previous epoch)
+        quality = None
+        if epoch == 0:  # a sample's quality: the mean of its views' screening scores
+            quality = torch.stack([losses.screening_scores(p, self.calibrate.screening) for p in p_cal]).mean(0)
+            quality = quality.cpu().numpy()
+        self.trace_.add_calibration(p_clu.cpu().numpy(), quality)
         return {
             "target": q[assign],
             "selected": torch.stack(selected, dim=1).float(),
@@ -356,6 +389,7 @@ class CLIB(EstimatorBase):
             "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             "mine_log_ema": [None if e is None else float(e) for e in self._mine_log_ema],
             "history": self.history_,
+            "trace": self.trace_.to_state(),
         }
 
     def load_state(self, state: dict[str, Any]) -> "CLIB":
@@ -371,5 +405,6 @@ class CLIB(EstimatorBase):
         self._mine_log_ema = [None if e is None else torch.tensor(e, device=self.device_)
                               for e in state["mine_log_ema"]]
         self.history_ = dict(state["history"])
+        self.trace_ = TrainingTrace.from_state(state.get("trace"))
         self.stages_done_ = list(state["stages_done"])
         return self
