@@ -48,3 +48,22 @@ def test_markdown_puts_methods_side_by_side():
 
 def test_no_experiments():
     assert "run `dvc exp run` first" in render_markdown([])
+
+
+def test_write_ablations_writes_tables_and_heatmaps(tmp_path, monkeypatch):
+    import yaml
+
+    from mmib.config import DEFAULT_PARAMS
+    from mmib.experiments import write_ablations
+
+    monkeypatch.chdir(DEFAULT_PARAMS.parent)  # the papers' table is read from the repository
+    base = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    records = [{"name": f"a{a}", "params": {**base, "alpha": a},
+                "metrics": {"mfeat": {m: {"mean": 10 * a, "std": 0.0} for m in ("acc", "nmi", "ece")}}}
+               for a in (0.1, 0.5)]
+    files = write_ablations(records, out=tmp_path)
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in files)
+    assert names[:2] == ["ablations.csv", "ablations.md"]
+    pngs = [n for n in names if n.endswith(".png")]
+    assert len(pngs) == 3 and all(n.startswith("sweeps/alpha_beta_mfeat_") for n in pngs)
+    assert all((tmp_path / n).stat().st_size > 1000 for n in names if n.endswith(".png"))

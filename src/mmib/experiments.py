@@ -1,7 +1,9 @@
-"""Collect finished DVC experiments into one table: method, alpha, beta, seeds x metrics per dataset.
+"""Collect finished DVC experiments: the side-by-side table, the ablation tables and the alpha x beta grid.
 
     python -m mmib.experiments            # or: make experiments
-    -> metrics/experiments.md and metrics/experiments.csv
+    -> metrics/experiments.{md,csv}       every experiment: method, alpha, beta, seeds x metrics per dataset
+    -> metrics/ablations.{md,csv}         Tables 2, 3 and 5 beside the paper's (mmib.ablations)
+    -> metrics/sweeps/                    Figure 2: alpha x beta heatmaps (PNG) and their grids (CSV)
 
 Reads `dvc exp show --json -A` (every commit and its finished experiments;
 the workspace and running experiments are skipped), so runs of different methods, alphas and betas sit side by
@@ -52,20 +54,30 @@ def _trade_off(params: dict, method: str) -> tuple[Any, Any]:
     return own.get("alpha", "—"), own.get("beta", "—")
 
 
-def experiment_rows(show: list[dict]) -> list[dict[str, Any]]:
-    """Long-format rows (:data:`COLUMNS`) of every revision that has metrics."""
-    rows = []
+def experiment_records(show: list[dict]) -> list[dict[str, Any]]:
+    """``{name, rev, params, metrics}`` of every finished revision that has metrics."""
+    records = []
     for name, rev in _revisions(show):
         data = rev.get("data") or {}
         metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data") or {}
         params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+        if metrics:
+            records.append({"name": name, "rev": str(rev.get("rev", ""))[:7], "params": params, "metrics": metrics})
+    return records
+
+
+def experiment_rows(show: list[dict]) -> list[dict[str, Any]]:
+    """Long-format rows (:data:`COLUMNS`) of every revision that has metrics."""
+    rows = []
+    for rec in experiment_records(show):
+        name, params, metrics = rec["name"], rec["params"], rec["metrics"]
         method = params.get("method", "clib")
         alpha, beta = _trade_off(params, method)
         for dataset, values in metrics.items():
             for metric in SHOWN:
                 stat = values.get(metric)
                 if isinstance(stat, dict) and "mean" in stat:
-                    rows.append({"experiment": name, "rev": str(rev.get("rev", ""))[:7],
+                    rows.append({"experiment": name, "rev": rec["rev"],
                                  "method": method, "alpha": alpha, "beta": beta,
                                  "n_seeds": len(params.get("seeds") or []),
                                  "dataset": dataset, "metric": metric, "mean": float(stat["mean"]),
@@ -98,17 +110,53 @@ def _dvc() -> str:
     return str(local) if local.exists() else "dvc"
 
 
+def write_ablations(records: list[dict[str, Any]], out: Path = Path("metrics")) -> list[Path]:
+    """Tables 2, 3, 5 (markdown + CSV) and the alpha x beta heatmaps; returns the files written."""
+    from mmib import ablations, plots
+    from mmib.report import load_paper_table
+    from mmib.stages import PAPER_TABLES
+
+    names: dict[str, str] = {}  # each experiment's own `report.paper_names`
+    for rec in records:
+        names.update(((rec["params"].get("report") or {}).get("paper_names")) or {})
+    frame = ablations.ablation_frame(records)
+    write_text(out / "ablations.md", ablations.render_ablations(frame, load_paper_table(PAPER_TABLES), names))
+    files = [out / "ablations.md"]
+    with atomic_path(out / "ablations.csv") as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.4g")
+    files.append(out / "ablations.csv")
+    for (dataset, setting), grids in ablations.alpha_beta_grids(records).items():
+        stem = out / "sweeps" / f"alpha_beta_{dataset}_{setting}"
+        long = pd.concat({m: g.stack() for m, g in grids.items()}, names=["metric"]).rename("mean").reset_index()
+        with atomic_path(stem.with_suffix(".csv")) as tmp:
+            long.to_csv(tmp, index=False, float_format="%.4g")
+        files.append(stem.with_suffix(".csv"))
+        for metric, grid in grids.items():
+            files.append(plots.heatmap(grid, f"{stem}_{metric}.png",
+                                       title=f"{dataset}: {metric.upper()} over alpha x beta (setting {setting})",
+                                       value_label=f"{metric.upper()} (%), mean over seeds"))
+    return files
+
+
 def main() -> int:
+    from mmib import tracking
+
     # -A: experiments of every baseline commit, not only of HEAD
     proc = subprocess.run([_dvc(), "exp", "show", "--json", "-A"], capture_output=True, text=True)
     if proc.returncode != 0:
         print(f"error: `dvc exp show --json` failed:\n{proc.stderr}", file=sys.stderr)
         return 2
-    rows = experiment_rows(json.loads(proc.stdout))
+    show = json.loads(proc.stdout)
+    rows = experiment_rows(show)
     write_text(Path("metrics/experiments.md"), render_markdown(rows))
     with atomic_path(Path("metrics/experiments.csv")) as tmp:
         pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False, float_format="%.4g")
-    print(f"{len(rows)} rows -> metrics/experiments.md, metrics/experiments.csv")
+    files = [Path("metrics/experiments.md"), Path("metrics/experiments.csv")]
+    files += write_ablations(experiment_records(show))
+    with tracking.start_stage_run("experiments", "all", {"n_experiments": len(experiment_records(show))}) as run:
+        for path in files:
+            run.log_artifact(path, "experiments")
+    print(f"{len(rows)} rows -> " + ", ".join(str(f) for f in files))
     return 0
 
 

@@ -394,6 +394,9 @@ def summarize(params: Params) -> dict[str, Any]:
         ev = json.loads(path.read_text())
         out[dataset] = {k: ev[k] for k in ("acc", "nmi", "ari", "ece", "mean_confidence")}
         out[dataset]["lowest_loss_seed"] = {k: ev["lowest_loss_seed"][k] for k in ("seed", "acc", "nmi", "ece")}
+        if "hard_samples" in ev:  # Table 5 (CLIB)
+            out[dataset]["hard_samples"] = {when: {k: ev["hard_samples"][when][k] for k in ("acc", "nmi", "ece")}
+                                            for when in ("first_calibration_epoch", "end")}
     write_json(METRICS / "metrics.json", out)
     lines = ["| dataset | ACC | NMI | ARI | ECE | mean conf |", "|---|---|---|---|---|---|"]
     for name, m in out.items():
