@@ -113,3 +113,48 @@ def test_alpha_beta_grid_pivots_full_clib_points_of_one_setting():
 
 def test_a_single_point_is_no_grid():
     assert ablations.alpha_beta_grids([{"name": "x", "params": BASE, "metrics": metrics(1.0)}]) == {}
+
+
+def _apply(overrides: list[str]) -> dict:
+    """params.yaml with ``-S key=value`` overrides applied (YAML values, dotted keys)."""
+    params = copy.deepcopy(BASE)
+    for item in overrides:
+        key, value = item.split("=", 1)
+        node = params
+        *path, leaf = key.split(".")
+        for part in path:
+            node = node[part]
+        node[leaf] = yaml.safe_load(value)
+    return params
+
+
+@pytest.mark.parametrize("sweep, table", [("table2", "Table2"), ("table3", "Table3")])
+def test_every_queued_variant_lands_in_its_own_paper_row(sweep, table):
+    from mmib import sweeps
+
+    cmds = sweeps.commands(sweep, ["datasets=[caltech_2v]"], prefix="c2-")
+    rows = []
+    for cmd in cmds:
+        assert cmd[:5] == ["dvc", "exp", "run", "--queue", "summarize"] and cmd[6].startswith("c2-")
+        overrides = [cmd[i + 1] for i, tok in enumerate(cmd) if tok == "-S"]
+        assert overrides[0] == "datasets=[caltech_2v]"
+        rows += [row for t, row in ablations.table_rows(_apply(overrides)) if t == table]
+    expected = ablations.TABLE2_ORDER if table == "Table2" else tuple(ablations.TABLE3_ROWS.values())
+    assert sorted(rows) == sorted(expected)  # each paper row exactly once
+
+
+def test_grid_covers_alpha_and_beta():
+    from mmib import sweeps
+
+    cmds = sweeps.commands("grid", [], values=(0.1, 0.5))
+    points = {(_apply([c[i + 1] for i, t in enumerate(c) if t == "-S"])["alpha"],
+               _apply([c[i + 1] for i, t in enumerate(c) if t == "-S"])["beta"]) for c in cmds}
+    assert points == {(0.1, 0.1), (0.5, 0.1), (0.1, 0.5), (0.5, 0.5)}
+    assert len(sweeps.commands("grid", [])) == 81
+
+
+def test_unknown_sweep():
+    from mmib import sweeps
+
+    with pytest.raises(ValueError, match="table2"):
+        sweeps.commands("table4", [])

@@ -226,6 +226,45 @@ def test_con_reduction_mean_divides_eq11_by_the_number_of_views():
     assert values["mean"] == pytest.approx(values["sum"] / 2, rel=1e-6)
 
 
+@pytest.mark.parametrize("term", ["caliH", "re", "cluH", "con"])
+def test_a_switched_off_term_is_absent_and_a_weight_scales_its_term(term):
+    # Table 2 switches: only the switched-on terms enter L_Cal; calibrate.weights.<term> multiplies it
+    def cal_of(switches, weight):
+        model, xs = built(switches=switches)
+        model.calibrate = model.calibrate.model_copy(
+            update={"weights": model.calibrate.weights.model_copy(update={term: weight})})
+        model.net_.eval()
+        torch.manual_seed(7)
+        _, parts = model._calibration_loss(xs, targets())
+        return parts
+
+    others = [t for t in ("caliH", "re", "cluH", "con") if t != term]
+    off = cal_of({t: True for t in others}, 1.0)
+    assert term not in off
+    assert float(off["cal"]) == pytest.approx(sum(float(off[t]) for t in others), rel=1e-5)
+    on = cal_of({t: True for t in others + [term]}, 3.0)
+    assert float(on["cal"]) == pytest.approx(float(off["cal"]) + 3.0 * float(on[term]), rel=1e-5)
+
+
+@pytest.mark.parametrize("rule", ["s1", "s2", "s3", "maxprob"])
+def test_screening_switch_selects_k_equal_to_the_floor_of_the_rules_score_sum(rule):
+    # Table 3: calibrate.screening decides K_m and which (i, m) pairs supervise the cluster head
+    from mmib import losses
+
+    model, xs = built(switches={"cluH": True})
+    model.calibrate = model.calibrate.model_copy(update={"screening": rule})
+    tgt = model._epoch_targets(xs, epoch=0)
+    _, _, p_cal = model._eval_outputs(xs)
+    for m, p in enumerate(p_cal):
+        scores = losses.screening_scores(p, rule)
+        k = int(torch.floor(scores.sum() + 1e-6))
+        assert tgt["k_selected"][m] == k
+        chosen = tgt["selected"][:, m].bool()
+        assert int(chosen.sum()) == k
+        if 0 < k < N:  # the selected pairs are the k best-scored samples
+            assert float(scores[chosen].min()) >= float(scores[~chosen].max()) - 1e-7
+
+
 # ---------------------------------------------------------------- cold start
 
 

@@ -89,7 +89,16 @@ def test_repro_then_alpha_then_beta(workspace):
     for seed in (0, 1):
         assert (work / "models" / "tiny" / "warmup" / f"seed{seed}.pt").is_file()
         assert (work / "models" / "tiny" / "calibrate" / f"seed{seed}.pt").is_file()
-    assert (work / "metrics" / "tiny" / "plots" / "reliability.png").stat().st_size > 0
+    figures = {"reliability", "training_curves", "fusion_weights", "convergence", "screened", "tsne"}
+    for name in figures:
+        assert (work / "metrics" / "tiny" / "plots" / f"{name}.png").stat().st_size > 0, name
+    assert "hard_samples" in metrics["tiny"]  # Table 5
+    # every figure is a `dvc plots` definition that renders (custom templates in .dvc/plots)
+    shown = json.loads(_run(["dvc", "plots", "show", "--json"], work, env))
+    rendered = {Path(k).name for k, v in shown["data"].items() if v}
+    assert {"convergence.csv", "fusion_weights.csv", "screened.csv", "tsne.csv", "reliability.csv",
+            "warmup_curves.csv", "calibrate_curves.csv"} <= rendered
+    assert not shown.get("errors"), shown.get("errors")
     _run(["git", "add", "-A"], work, env)
     _run(["git", "commit", "-qm", "baseline outputs"], work, env)
 
@@ -123,6 +132,14 @@ def test_repro_then_alpha_then_beta(workspace):
         assert {"acc_mean", "nmi_mean", "ece_mean", "acc_std"} <= set(run.data.metrics)
         assert "calibrate.losses.caliH" in run.data.params
     assert {r.data.tags["dvc_exp"] for r in evals} - {"workspace"}, "experiment names are tagged"
+    artifacts = {f.path for d in ("plots", "metrics") for f in client.list_artifacts(evals[0].info.run_id, d)}
+    assert {"plots/convergence.png", "plots/tsne.png", "plots/screened.png", "plots/fusion_weights.png",
+            "metrics/convergence.csv"} <= artifacts
+
+    # the collector: Table 5 of each run, and alpha x beta heatmaps of the three (alpha, beta) points
+    out = _run([sys.executable, "-m", "mmib.experiments"], work, {**env, "PYTHONPATH": str(work / "src")})
+    assert "Table 5" in (work / "metrics" / "ablations.md").read_text()
+    assert len(list((work / "metrics" / "sweeps").glob("alpha_beta_tiny_*_acc.png"))) == 1
     warm = by_stage["warmup"][0]
     history = client.get_metric_history(warm.info.run_id, "loss")
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 1]
