@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from mmib.errors import InputError
 from mmib.runtime import resolve_device
@@ -68,6 +70,32 @@ class EstimatorBase:
         """Per-epoch values recorded besides the batch means (e.g. fusion weights)."""
         weights = getattr(self, "fusion_weights", None)
         return {f"fusion_w_view{m}": float(w) for m, w in enumerate(weights())} if weights else {}
+
+    def _epoch_bar(self, n_epochs: int, desc: str) -> tqdm:
+        """The progress bar over one stage's epochs (one line per seed when seeds train side by side)."""
+        return tqdm(range(n_epochs), desc=f"{desc} seed {self.seed}", disable=self._bar_off(), leave=False,
+                    position=getattr(self, "progress_position", 0))
+
+    @staticmethod
+    def _optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list, grad_clip: float) -> None:
+        """Backward, gradient-norm clip (``grad_clip`` > 0; 0 = off) and one optimiser step."""
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        opt.step()
+
+    def _common_state(self, state_format: str) -> dict[str, Any]:
+        """The fields every saved state has; each method adds its own."""
+        net = self._require_net()
+        return {
+            "format": state_format,
+            "n_clusters": self.n_clusters,
+            "dims": list(self.dims_),
+            "seed": self.seed,
+            "stages_done": list(self.stages_done_),
+            "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        }
 
     def _record(self, hist: dict, sums: dict, n_batches: int, t0: float) -> None:
         """Append per-epoch means of the batch values (one device sync per epoch)."""

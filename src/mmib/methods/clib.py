@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
-from tqdm.auto import tqdm
 
 from mmib import losses
 from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams, default_params
@@ -146,8 +145,7 @@ class CLIB(EstimatorBase):
         hist = defaultdict(list)
         self.trace_ = TrainingTrace()
         self._trace_centers = None
-        bar = tqdm(range(self.warmup_epochs), desc=f"warmup seed {self.seed}", disable=self._bar_off(),
-                   leave=False, position=self.progress_position)
+        bar = self._epoch_bar(self.warmup_epochs, "warmup")
         for epoch in bar:
             t0 = time.perf_counter()
             net.train()
@@ -181,8 +179,7 @@ class CLIB(EstimatorBase):
         hist = defaultdict(list)
         self._cold_start(xs, gen, hist)
         opt = _adam(net.parameters(), self.calibrate.lr, self.warmup.weight_decay)
-        bar = tqdm(range(self.calibration_epochs), desc=f"calibrate seed {self.seed}",
-                   disable=self._bar_off(), leave=False, position=self.progress_position)
+        bar = self._epoch_bar(self.calibration_epochs, "calibrate")
         for epoch in bar:
             t0 = time.perf_counter()
             targets = self._epoch_targets(xs, epoch)
@@ -371,22 +368,13 @@ class CLIB(EstimatorBase):
         self._mine_log_ema = [None] * len(dims)
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: list) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, self.warmup.grad_clip)
-        opt.step()
+        self._optimiser_step(opt, loss, params, self.warmup.grad_clip)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
         """Everything needed to resume or predict: weights, MINE averages, history."""
-        net = self._require_net()
         return {
-            "format": STATE_FORMAT,
-            "n_clusters": self.n_clusters,
-            "dims": self.dims_,
-            "seed": self.seed,
-            "stages_done": list(self.stages_done_),
-            "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            **self._common_state(STATE_FORMAT),
             "mine_log_ema": [None if e is None else float(e) for e in self._mine_log_ema],
             "history": self.history_,
             "trace": self.trace_.to_state(),

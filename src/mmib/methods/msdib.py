@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from mmib.method_params import MSDIBParams
 from torch import nn
-from tqdm.auto import tqdm
 
 from mmib.errors import InputError
 from mmib.methods.base import EstimatorBase
@@ -163,8 +162,7 @@ class MSDIB(EstimatorBase):
         params = list(net.parameters())
         opt = _adam(params, cfg.lr, 0.0)
         hist: dict[str, list[float]] = defaultdict(list)
-        bar = tqdm(range(cfg.epochs), desc=f"msdib seed {self.seed}", disable=self._bar_off(),
-                   leave=False, position=self.progress_position)
+        bar = self._epoch_bar(cfg.epochs, "msdib")
         for _ in bar:
             t0 = time.perf_counter()
             net.train()
@@ -172,11 +170,7 @@ class MSDIB(EstimatorBase):
             batches = _batches(xs[0].shape[0], cfg.batch_size, gen)
             for idx in batches:
                 loss, parts = self._batch_loss([x[idx] for x in xs])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
+                self._optimiser_step(opt, loss, params, cfg.grad_clip)
                 for k, v in parts.items():
                     sums[k] = sums[k] + v
             self._record(hist, sums, len(batches), t0)
@@ -214,15 +208,9 @@ class MSDIB(EstimatorBase):
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
         """Everything needed to resume or predict: weights, config, history."""
-        net = self._require_net()
         return {
-            "format": STATE_FORMAT,
-            "n_clusters": self.n_clusters,
-            "dims": list(self.dims_),
-            "seed": self.seed,
+            **self._common_state(STATE_FORMAT),
             "config": self.config.model_dump(),
-            "stages_done": list(self.stages_done_),
-            "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             "history": self.history_,
         }
 

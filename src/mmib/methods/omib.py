@@ -79,7 +79,6 @@ import torch
 import torch.nn.functional as F
 from mmib.method_params import OMIBParams
 from torch import nn
-from tqdm.auto import tqdm
 
 from mmib import losses
 from mmib.errors import InputError
@@ -291,8 +290,7 @@ class OMIB(EstimatorBase):
         xt, y = self._train_rows(xs, idx, y_np)
         opt = _adam(net.warmup_parameters(), cfg.lr, 0.0)
         hist: dict = defaultdict(list)
-        bar = tqdm(range(cfg.warmup_epochs), desc=f"omib warmup seed {self.seed}", disable=self._bar_off(),
-                   leave=False, position=self.progress_position)
+        bar = self._epoch_bar(cfg.warmup_epochs, "omib warmup")
         for _ in bar:
             t0 = time.perf_counter()
             net.train()
@@ -339,8 +337,7 @@ class OMIB(EstimatorBase):
         self._estimate_bound(xt, gen)
         opt = _adam(net.parameters(), cfg.lr, 0.0)
         hist: dict = defaultdict(list)
-        bar = tqdm(range(cfg.epochs), desc=f"omib main seed {self.seed}", disable=self._bar_off(),
-                   leave=False, position=self.progress_position)
+        bar = self._epoch_bar(cfg.epochs, "omib main")
         for _ in bar:
             t0 = time.perf_counter()
             net.train()
@@ -450,23 +447,14 @@ class OMIB(EstimatorBase):
         return [x.index_select(0, rows) for x in xs], torch.from_numpy(y_np).to(self.device_)
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: list) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
-        opt.step()
+        self._optimiser_step(opt, loss, params, GRAD_CLIP)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
         """Weights, split, bound estimates and history: enough to resume or predict."""
-        net = self._require_net()
         return {
-            "format": STATE_FORMAT,
-            "n_clusters": self.n_clusters,
-            "dims": list(self.dims_),
-            "seed": self.seed,
+            **self._common_state(STATE_FORMAT),
             "config": self.config.model_dump(),
-            "stages_done": list(self.stages_done_),
-            "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             "train_idx": self.train_idx_.tolist(),
             "test_idx": self.test_idx_.tolist(),
             "bound": None if self.bound_ is None else {k: (list(v) if isinstance(v, list) else v)
