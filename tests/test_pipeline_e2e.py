@@ -135,6 +135,8 @@ def test_repro_then_alpha_then_beta(workspace):
     artifacts = {f.path for d in ("plots", "metrics") for f in client.list_artifacts(evals[0].info.run_id, d)}
     assert {"plots/convergence.png", "plots/tsne.png", "plots/screened.png", "plots/fusion_weights.png",
             "metrics/convergence.csv"} <= artifacts
+    acc_steps = [m.step for m in client.get_metric_history(evals[0].info.run_id, "seed0.epoch_acc")]
+    assert sorted(acc_steps) == [1, 2, 2, 3, 4]  # warm-up 1-2, calibration start 2, calibration 3-4
 
     # the collector: Table 5 of each run, and alpha x beta heatmaps of the three (alpha, beta) points
     out = _run([sys.executable, "-m", "mmib.experiments"], work, {**env, "PYTHONPATH": str(work / "src")})

@@ -271,6 +271,10 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
         run.log_artifact(evaluation_path(dataset), "metrics")
         for table in sorted(out_dir.glob("*.csv")):
             run.log_artifact(table, "metrics")
+        for frame in traced.convergence:  # Figure 3 as metric histories: step = epoch over both stages
+            for (seed, _stage), rows in frame.groupby(["seed", "stage"], sort=False):
+                run.log_curve({f"seed{seed}.epoch_acc": rows["acc"].tolist(),
+                               f"seed{seed}.epoch_nmi": rows["nmi"].tolist()}, start=int(rows["epoch"].iloc[0]))
         for fig in figures:
             run.log_artifact(fig, "plots")
         for seed in params.seeds:
