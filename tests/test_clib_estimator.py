@@ -24,14 +24,7 @@ N = N_PER * C
 W_EPOCHS, C_EPOCHS = 3, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is faster, and on a busy 2-core machine two threads
-    spin-wait on each other (measured 0.15 s vs 6-15 s per fit)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_clib(seed: int = 0, *, warmup_free: bool = False, screening: str = "s2",

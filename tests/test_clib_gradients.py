@@ -30,14 +30,7 @@ N, C = 40, 3
 DIMS = (5, 3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is faster, and on a busy 2-core machine two threads
-    spin-wait on each other (measured 0.15 s vs 6-15 s per fit)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_clib(*, cal_heads_backprop: bool = False, switches: dict | None = None,

@@ -22,12 +22,7 @@ from mmib.report import METHOD_ROWS, dataset_rows
 DATASET = "tiny"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_params(method: str):

@@ -33,13 +33,7 @@ def approx(x: float, rel: float = 1e-12, abs: float = 1e-12):
     return pytest.approx(x, rel=rel, abs=abs)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and does not spin-wait on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- IIC mutual information (Eq. 14-15)

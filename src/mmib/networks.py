@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -90,3 +92,37 @@ class WeightedFusion(nn.Module):
     def forward(self, hs: list[torch.Tensor]) -> torch.Tensor:
         w = self.weights()
         return sum(w[m] * h for m, h in enumerate(hs))
+
+
+@dataclass
+class Encoded:
+    """Per-view posteriors and features of one batch."""
+
+    mus: list[torch.Tensor]
+    logvars: list[torch.Tensor]
+    hs: list[torch.Tensor]       # h^m (sampled in training, mu otherwise)
+    fused: torch.Tensor          # h^f = sum_m w_m h^m
+
+
+class FusedEncoders:
+    """Mixin of the networks with per-view variational encoders and a weighted-mean fusion (CLIB, MSDIB).
+
+    The network defines ``self.encoders`` (one :class:`VariationalEncoder` per
+    view) and ``self.fusion`` (:class:`WeightedFusion`).
+    """
+
+    encoders: nn.ModuleList
+    fusion: WeightedFusion
+
+    @property
+    def n_views(self) -> int:
+        return len(self.encoders)
+
+    def encode(self, xs: list[torch.Tensor], sample: bool) -> Encoded:
+        mus, logvars, hs = [], [], []
+        for enc, x in zip(self.encoders, xs):
+            mu, logvar = enc(x)
+            mus.append(mu)
+            logvars.append(logvar)
+            hs.append(reparameterise(mu, logvar, sample))
+        return Encoded(mus, logvars, hs, self.fusion(hs))

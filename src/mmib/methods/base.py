@@ -104,3 +104,17 @@ class EstimatorBase:
         for k, v in self._epoch_extras().items():
             hist[k].append(v)
         hist["epoch_seconds"].append(time.perf_counter() - t0)
+
+
+class WeightedFusionEstimator(EstimatorBase):
+    """Estimators whose network is :class:`mmib.networks.FusedEncoders` (CLIB, MSDIB)."""
+
+    def transform(self, views: list[np.ndarray]) -> np.ndarray:
+        """Fused features (``h^f`` of CLIB, ``h^s`` of MSDIB) on the posterior means."""
+        net, xs = self._fitted_inputs(views)
+        with torch.no_grad():
+            return net.encode(xs, sample=False).fused.cpu().numpy()
+
+    def fusion_weights(self) -> np.ndarray:
+        """The fusion weight of each view (softmax of the learnt logits)."""
+        return self._require_net().fusion.weights().detach().cpu().numpy()

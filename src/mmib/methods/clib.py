@@ -27,7 +27,7 @@ from sklearn.cluster import KMeans
 from mmib import losses
 from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams, default_params
 from mmib.errors import InputError
-from mmib.methods.base import EstimatorBase, _as_tensors
+from mmib.methods.base import WeightedFusionEstimator, _as_tensors
 from mmib.methods.clib_model import CLIBNet, Encoded
 from mmib.methods.trace import TrainingTrace
 from mmib.runtime import resolve_device, seed_everything
@@ -54,7 +54,7 @@ def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
     return torch.optim.Adam(list(params), lr=lr, weight_decay=weight_decay, fused=True)
 
 
-class CLIB(EstimatorBase):
+class CLIB(WeightedFusionEstimator):
     """Calibrated Information Bottleneck for trusted multi-modal clustering.
 
     Parameters mirror params.yaml: ``alpha``/``beta`` (Eq. 2, 5), ``model``,
@@ -123,15 +123,6 @@ class CLIB(EstimatorBase):
         with torch.no_grad():
             enc = net.encode(xs, sample=False)
             return torch.softmax(net.cluster_head(enc.fused), dim=1).cpu().numpy()
-
-    def transform(self, views: list[np.ndarray]) -> np.ndarray:
-        """Fused features ``h^f`` on the posterior means."""
-        net, xs = self._fitted_inputs(views)
-        with torch.no_grad():
-            return net.encode(xs, sample=False).fused.cpu().numpy()
-
-    def fusion_weights(self) -> np.ndarray:
-        return self._require_net().fusion.weights().detach().cpu().numpy()
 
     # ------------------------------------------------------------------ stage 1
     def fit_warmup(self, views: list[np.ndarray]) -> "CLIB":

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
 from torch import nn
 
 from mmib.config import ModelParams
-from mmib.networks import ClusterHead, MineCritic, VariationalEncoder, WeightedFusion, reparameterise
+from mmib.networks import ClusterHead, Encoded, FusedEncoders, MineCritic, VariationalEncoder, WeightedFusion
+
+__all__ = ["CLIBNet", "Encoded"]
 
 
-@dataclass
-class Encoded:
-    """Per-view posteriors and features of one batch."""
-
-    mus: list[torch.Tensor]
-    logvars: list[torch.Tensor]
-    hs: list[torch.Tensor]       # h^m (sampled in training, mu otherwise)
-    fused: torch.Tensor          # h^f = sum_m w_m h^m
-
-
-class CLIBNet(nn.Module):
+class CLIBNet(FusedEncoders, nn.Module):
     def __init__(self, dims: list[int], n_clusters: int, model: ModelParams, mine_clamp: float) -> None:
         super().__init__()
         h = model.latent_dim
@@ -31,22 +20,9 @@ class CLIBNet(nn.Module):
         self.cluster_head = ClusterHead(h, model.head_width, n_clusters)
         self.cal_heads = nn.ModuleList(ClusterHead(h, model.head_width, n_clusters) for _ in dims)
 
-    @property
-    def n_views(self) -> int:
-        return len(self.encoders)
-
     def ib_parameters(self) -> list[nn.Parameter]:
         """Parameters trained by L_IB: encoders, fusion weights and MINE critics."""
         return [*self.encoders.parameters(), *self.fusion.parameters(), *self.critics.parameters()]
 
     def head_parameters(self) -> list[nn.Parameter]:
         return [*self.cluster_head.parameters(), *self.cal_heads.parameters()]
-
-    def encode(self, xs: list[torch.Tensor], sample: bool) -> Encoded:
-        mus, logvars, hs = [], [], []
-        for enc, x in zip(self.encoders, xs):
-            mu, logvar = enc(x)
-            mus.append(mu)
-            logvars.append(logvar)
-            hs.append(reparameterise(mu, logvar, sample))
-        return Encoded(mus, logvars, hs, self.fusion(hs))

@@ -33,11 +33,10 @@ from mmib.method_params import MSDIBParams
 from torch import nn
 
 from mmib.errors import InputError
-from mmib.methods.base import EstimatorBase
+from mmib.methods.base import WeightedFusionEstimator
 from mmib.methods import msdib_losses as L
 from mmib.methods.clib import _adam, _as_tensors, _batches
-from mmib.methods.clib_model import Encoded
-from mmib.networks import VariationalEncoder, WeightedFusion, reparameterise
+from mmib.networks import FusedEncoders, VariationalEncoder, WeightedFusion
 from mmib.runtime import resolve_device, seed_everything
 
 STATE_FORMAT = "mmib-msdib-1"
@@ -63,7 +62,7 @@ class DDCHead(nn.Module):
         return self.out(hid), hid
 
 
-class MSDIBNet(nn.Module):
+class MSDIBNet(FusedEncoders, nn.Module):
     """Variational encoders, weighted fusion, the fused DDC head and one head per view (Fig. 1)."""
 
     def __init__(self, dims: list[int], n_clusters: int, cfg: MSDIBParams) -> None:
@@ -74,21 +73,9 @@ class MSDIBNet(nn.Module):
         self.fused_head = DDCHead(h, cfg.ddc_hidden, n_clusters)
         self.view_heads = nn.ModuleList(DDCHead(h, cfg.ddc_hidden, n_clusters) for _ in dims)
 
-    @property
-    def n_views(self) -> int:
-        return len(self.encoders)
-
-    def encode(self, xs: list[torch.Tensor], sample: bool) -> Encoded:
-        mus, logvars, hs = [], [], []
-        for enc, x in zip(self.encoders, xs):
-            mu, logvar = enc(x)
-            mus.append(mu)
-            logvars.append(logvar)
-            hs.append(reparameterise(mu, logvar, sample))
-        return Encoded(mus, logvars, hs, self.fusion(hs))
 
 
-class MSDIB(EstimatorBase):
+class MSDIB(WeightedFusionEstimator):
     """Multi-aspect Self-guided Deep Information Bottleneck for multi-modal clustering.
 
     ``MSDIB(n_clusters, config=MSDIBParams.paper_defaults())``. The estimator
@@ -127,15 +114,6 @@ class MSDIB(EstimatorBase):
         with torch.no_grad():
             enc = net.encode(xs, sample=False)
             return torch.softmax(net.fused_head(enc.fused)[0], dim=1).cpu().numpy()
-
-    def transform(self, views: list[np.ndarray]) -> np.ndarray:
-        """Fused features ``h^s`` on the posterior means."""
-        net, xs = self._fitted_inputs(views)
-        with torch.no_grad():
-            return net.encode(xs, sample=False).fused.cpu().numpy()
-
-    def fusion_weights(self) -> np.ndarray:
-        return self._require_net().fusion.weights().detach().cpu().numpy()
 
     # ------------------------------------------------------------------ stage 1 (none)
     def fit_warmup(self, views: list[np.ndarray]) -> "MSDIB":
