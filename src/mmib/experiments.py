@@ -133,8 +133,8 @@ def write_ablations(records: list[dict[str, Any]], out: Path = Path("metrics")) 
         files.append(stem.with_suffix(".csv"))
         for metric, grid in grids.items():
             files.append(plots.heatmap(grid, f"{stem}_{metric}.png",
-                                       title=f"{dataset}: {metric.upper()} over alpha x beta (setting {setting})",
-                                       value_label=f"{metric.upper()} (%), mean over seeds"))
+                                       title=f"{dataset}: {metric.upper()} over alpha x beta\n(setting {setting})",
+                                       value_label=f"{metric.upper()} (%), seed mean"))
     return files
 
 

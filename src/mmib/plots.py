@@ -173,14 +173,16 @@ def heatmap(grid: pd.DataFrame, path: str | os.PathLike, title: str, value_label
         raise InputError("nothing to draw: the grid is empty", field="grid",
                          fix="run the alpha x beta sweep first (README: Sweeps)")
     values = grid.to_numpy(dtype=float)
-    fig = Figure(figsize=(1.0 + 0.6 * values.shape[1], 1.0 + 0.5 * values.shape[0]))
+    fig = Figure(figsize=(max(5.0, 2.0 + 0.6 * values.shape[1]), max(3.8, 1.5 + 0.45 * values.shape[0])))
     ax = fig.add_subplot()
     image = ax.imshow(values, cmap="viridis", origin="lower", aspect="auto")
+    middle = np.nanmean([np.nanmin(values), np.nanmax(values)]) if np.isfinite(values).any() else 0.0
     ax.set_xticks(range(values.shape[1]), [f"{c:g}" for c in grid.columns])
     ax.set_yticks(range(values.shape[0]), [f"{r:g}" for r in grid.index])
     ax.set(xlabel=str(grid.columns.name or ""), ylabel=str(grid.index.name or ""), title=title)
     for (r, c), v in np.ndenumerate(values):
         if np.isfinite(v):
-            ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white")
+            ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=7,
+                    color="black" if v > middle else "white")  # readable on viridis' light and dark ends
     fig.colorbar(image, ax=ax, label=value_label)
     return _save(fig, path)
