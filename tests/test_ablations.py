@@ -158,3 +158,12 @@ def test_unknown_sweep():
 
     with pytest.raises(ValueError, match="table2"):
         sweeps.commands("table4", [])
+
+
+def test_grid_markdown_has_one_row_per_beta():
+    grid = pd.DataFrame([[50.0, 55.0], [60.0, np.nan]], index=pd.Index([0.1, 0.9], name="beta"),
+                        columns=pd.Index([0.1, 0.5], name="alpha"))
+    text = ablations.render_grids({("caltech_2v", "abc"): {"acc": grid}}, {("caltech_2v", "abc"): "5 seeds"})
+    assert "| beta \\ alpha | 0.1 | 0.5 |" in text
+    assert "| 0.1 | 50.0 | 55.0 |" in text and "| 0.9 | 60.0 | — |" in text
+    assert ablations.render_grids({}, {}) == ""

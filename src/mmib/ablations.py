@@ -172,3 +172,23 @@ def alpha_beta_grids(records: list[dict[str, Any]]) -> dict[tuple[str, str], dic
         grids[key] = {m: frame.pivot_table(index="beta", columns="alpha", values=m, aggfunc="mean")
                       for m in SHOWN}
     return grids
+
+
+def render_grids(grids: dict[tuple[str, str], dict[str, pd.DataFrame]],
+                 descriptions: dict[tuple[str, str], str]) -> str:
+    """Markdown of Figure 2's grids: rows beta, columns alpha, one table per metric (seed means)."""
+    if not grids:
+        return ""
+    out = ["# Figure 2: alpha x beta (from `dvc exp show`)", "",
+           "Scored with labels for this sensitivity figure only; the defaults stay fixed (no choice is made from it).",
+           ""]
+    for (dataset, setting), by_metric in sorted(grids.items()):
+        out += [f"## {dataset} (setting {setting})", "", f"{descriptions.get((dataset, setting), '')}.", ""]
+        for metric, grid in by_metric.items():
+            out += [f"{metric.upper()} (rows: beta, columns: alpha)", "",
+                    "| beta \\ alpha | " + " | ".join(f"{a:g}" for a in grid.columns) + " |",
+                    "|---|" + "---|" * len(grid.columns)]
+            for beta, row in grid.iterrows():
+                out.append(f"| {beta:g} | " + " | ".join("—" if np.isnan(v) else f"{v:.1f}" for v in row) + " |")
+            out.append("")
+    return "\n".join(out)

@@ -120,12 +120,19 @@ def write_ablations(records: list[dict[str, Any]], out: Path = Path("metrics")) 
     for rec in records:
         names.update(((rec["params"].get("report") or {}).get("paper_names")) or {})
     frame = ablations.ablation_frame(records)
-    write_text(out / "ablations.md", ablations.render_ablations(frame, load_paper_table(PAPER_TABLES), names))
+    all_grids = ablations.alpha_beta_grids(records)
+    descriptions = {}
+    for rec in records:  # what each grid's setting is (seeds, epochs), for the markdown
+        for dataset in rec["metrics"]:
+            key = (dataset, ablations.setting_of(rec["params"], dataset, extra=(("alpha",), ("beta",))))
+            descriptions[key] = ablations.describe_setting({**rec["params"], "alpha": "grid", "beta": "grid"})
+    text = ablations.render_ablations(frame, load_paper_table(PAPER_TABLES), names)
+    write_text(out / "ablations.md", text + "\n" + ablations.render_grids(all_grids, descriptions))
     files = [out / "ablations.md"]
     with atomic_path(out / "ablations.csv") as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4g")
     files.append(out / "ablations.csv")
-    for (dataset, setting), grids in ablations.alpha_beta_grids(records).items():
+    for (dataset, setting), grids in all_grids.items():
         stem = out / "sweeps" / f"alpha_beta_{dataset}_{setting}"
         long = pd.concat({m: g.stack() for m, g in grids.items()}, names=["metric"]).rename("mean").reset_index()
         with atomic_path(stem.with_suffix(".csv")) as tmp:
