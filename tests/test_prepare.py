@@ -214,3 +214,16 @@ def test_stage_bad_input_exits_2_and_keeps_outputs(stage: Path, breakage: str,
     assert (out / "toy.npz").read_bytes() == b"previous good output"
     assert (out / "toy.json").read_text() == "{}"
     assert sorted(p.name for p in out.iterdir()) == ["toy.json", "toy.npz"]
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path) -> None:
+    import os
+
+    from mmib.atomic_io import write_text
+
+    mask = os.umask(0o022)
+    try:
+        write_text(tmp_path / "out.txt", "x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
