@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections import defaultdict
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ def _as_tensors(views: list[np.ndarray], device: torch.device,
                 expected_dims: list[int] | None = None) -> list[torch.Tensor]:
     """Validate the views (and, for a fitted model, their number and widths) and move them to the device."""
     if not isinstance(views, (list, tuple)) or len(views) < 2:
-        raise InputError("expected a list of at least two view arrays (N x d_m each): CLIB is multi-modal",
+        raise InputError("expected a list of at least two view arrays (N x d_m each): the methods are multi-modal",
                          field="views", fix="pass [X1, X2, ...] with one array per view")
     arrays = [np.asarray(v, dtype=np.float32) for v in views]
     n = {a.shape[0] for a in arrays}
@@ -34,6 +35,23 @@ def _as_tensors(views: list[np.ndarray], device: torch.device,
         raise InputError(f"the model was fitted on views of widths {list(expected_dims)}, got {dims}",
                          field="views", fix="pass the same views, in the same order, as at fit time")
     return [torch.from_numpy(a).to(device) for a in arrays]
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Shuffled index batches over the on-device tensors (no DataLoader).
+
+    The last incomplete batch is dropped (as the papers' code does) unless the
+    dataset is smaller than one batch; batch norm needs at least two rows.
+    """
+    order = torch.randperm(n, generator=gen)
+    size = min(batch_size, n)
+    n_full = n // size
+    return [order[i * size:(i + 1) * size] for i in range(n_full)]
+
+
+def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (one kernel for all parameters: ~3x faster steps on the CPU)."""
+    return torch.optim.Adam(list(params), lr=lr, weight_decay=weight_decay, fused=True)
 
 
 class EstimatorBase:
@@ -76,6 +94,17 @@ class EstimatorBase:
         return tqdm(range(n_epochs), desc=f"{desc} seed {self.seed}", disable=self._bar_off(), leave=False,
                     position=getattr(self, "progress_position", 0))
 
+    def _batch_sums(self, batches: list[torch.Tensor],
+                    train_batch: Callable[[torch.Tensor], Mapping[str, Any]]) -> dict[str, Any]:
+        """One epoch's pass in training mode: ``train_batch`` takes one optimiser step on an
+        index batch and returns its detached values, summed here per key for :meth:`_record`."""
+        self._require_net().train()
+        sums: dict[str, Any] = defaultdict(float)
+        for idx in batches:
+            for k, v in train_batch(idx).items():
+                sums[k] += v
+        return sums
+
     @staticmethod
     def _optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list, grad_clip: float) -> None:
         """Backward, gradient-norm clip (``grad_clip`` > 0; 0 = off) and one optimiser step."""
@@ -107,7 +136,15 @@ class EstimatorBase:
 
 
 class WeightedFusionEstimator(EstimatorBase):
-    """Estimators whose network is :class:`mmib.networks.FusedEncoders` (CLIB, MSDIB)."""
+    """The unsupervised estimators, whose network is :class:`mmib.networks.FusedEncoders` (CLIB, MSDIB)."""
+
+    def fit(self, views: list[np.ndarray], y: Any = None):
+        """Both stages (``fit_warmup``, then ``fit_calibration``). ``y`` is accepted for
+        scikit-learn compatibility and ignored."""
+        return self.fit_warmup(views).fit_calibration(views)
+
+    def fit_predict(self, views: list[np.ndarray], y: Any = None) -> np.ndarray:
+        return self.fit(views).predict(views)
 
     def transform(self, views: list[np.ndarray]) -> np.ndarray:
         """Fused features (``h^f`` of CLIB, ``h^s`` of MSDIB) on the posterior means."""

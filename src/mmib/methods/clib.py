@@ -27,7 +27,7 @@ from sklearn.cluster import KMeans
 from mmib import losses
 from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams, default_params
 from mmib.errors import InputError
-from mmib.methods.base import WeightedFusionEstimator, _as_tensors
+from mmib.methods.base import WeightedFusionEstimator, _adam, _as_tensors, _batches
 from mmib.methods.clib_model import CLIBNet, Encoded
 from mmib.methods.trace import TrainingTrace
 from mmib.runtime import resolve_device, seed_everything
@@ -35,23 +35,6 @@ from mmib.runtime import resolve_device, seed_everything
 STATE_FORMAT = "mmib-clib-1"
 CALIBRATION_SEED_OFFSET = 1_000_003  # stage 2 re-seeds, so a resumed run equals a single fit()
 CAL_TERMS = ("caliH", "re", "cluH", "con")
-
-
-def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
-    """Shuffled index batches over the on-device tensors (no DataLoader).
-
-    The last incomplete batch is dropped (as the papers' code does) unless the
-    dataset is smaller than one batch; batch norm needs at least two rows.
-    """
-    order = torch.randperm(n, generator=gen)
-    size = min(batch_size, n)
-    n_full = n // size
-    return [order[i * size:(i + 1) * size] for i in range(n_full)]
-
-
-def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
-    """Adam with the fused kernel (one kernel for all parameters: ~3x faster steps on the CPU)."""
-    return torch.optim.Adam(list(params), lr=lr, weight_decay=weight_decay, fused=True)
 
 
 class CLIB(WeightedFusionEstimator):
@@ -110,13 +93,6 @@ class CLIB(WeightedFusionEstimator):
         return self.calibrate.epochs + extra
 
     # ------------------------------------------------------------------ public API
-    def fit(self, views: list[np.ndarray], y: Any = None) -> "CLIB":
-        """Both stages. ``y`` is accepted for scikit-learn compatibility and ignored."""
-        return self.fit_warmup(views).fit_calibration(views)
-
-    def fit_predict(self, views: list[np.ndarray], y: Any = None) -> np.ndarray:
-        return self.fit(views).predict(views)
-
     def predict_proba(self, views: list[np.ndarray]) -> np.ndarray:
         """Cluster-head probabilities on the posterior means, eval mode (METHOD.md)."""
         net, xs = self._fitted_inputs(views)
@@ -137,17 +113,16 @@ class CLIB(WeightedFusionEstimator):
         self.trace_ = TrainingTrace()
         self._trace_centers = None
         bar = self._epoch_bar(self.warmup_epochs, "warmup")
+
+        def train_batch(idx: torch.Tensor) -> dict:
+            loss, parts = self._ib_loss(net.encode([x[idx] for x in xs], sample=True))
+            self._step(opt, loss, net.ib_parameters())
+            return parts
+
         for epoch in bar:
             t0 = time.perf_counter()
-            net.train()
-            sums: dict = defaultdict(float)
             batches = _batches(xs[0].shape[0], self.warmup.batch_size, gen)
-            for idx in batches:
-                enc = net.encode([x[idx] for x in xs], sample=True)
-                loss, parts = self._ib_loss(enc)
-                self._step(opt, loss, net.ib_parameters())
-                for k, v in parts.items():
-                    sums[k] += v
+            sums = self._batch_sums(batches, train_batch)
             self._record(hist, sums, len(batches), t0)
             self._trace_warmup_epoch(xs, epoch)
             bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
@@ -174,15 +149,15 @@ class CLIB(WeightedFusionEstimator):
         for epoch in bar:
             t0 = time.perf_counter()
             targets = self._epoch_targets(xs, epoch)
-            net.train()
-            sums: dict = defaultdict(float)
-            batches = _batches(xs[0].shape[0], self.warmup.batch_size, gen)
-            for idx in batches:
-                loss, parts = self._calibration_loss([x[idx] for x in xs], {k: v[idx] for k, v in targets.items()
-                                                                            if torch.is_tensor(v)})
+            per_sample = {k: v for k, v in targets.items() if torch.is_tensor(v)}
+
+            def train_batch(idx: torch.Tensor) -> dict:
+                loss, parts = self._calibration_loss([x[idx] for x in xs], {k: v[idx] for k, v in per_sample.items()})
                 self._step(opt, loss, list(net.parameters()))
-                for k, v in parts.items():
-                    sums[k] += v
+                return parts
+
+            batches = _batches(xs[0].shape[0], self.warmup.batch_size, gen)
+            sums = self._batch_sums(batches, train_batch)
             for m, k in enumerate(targets["k_selected"]):
                 sums[f"n_selected_view{m}"] = k * len(batches)
             sums["kmeans_inertia"] = targets["kmeans_inertia"] * len(batches)

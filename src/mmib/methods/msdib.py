@@ -33,9 +33,8 @@ from mmib.method_params import MSDIBParams
 from torch import nn
 
 from mmib.errors import InputError
-from mmib.methods.base import WeightedFusionEstimator
+from mmib.methods.base import WeightedFusionEstimator, _adam, _as_tensors, _batches
 from mmib.methods import msdib_losses as L
-from mmib.methods.clib import _adam, _as_tensors, _batches
 from mmib.networks import FusedEncoders, VariationalEncoder, WeightedFusion
 from mmib.runtime import resolve_device, seed_everything
 
@@ -101,13 +100,6 @@ class MSDIB(WeightedFusionEstimator):
         self.stages_done_: list[str] = []
 
     # ------------------------------------------------------------------ public API
-    def fit(self, views: list[np.ndarray], y: Any = None) -> "MSDIB":
-        """Build, then train end to end. ``y`` is accepted for scikit-learn compatibility and ignored."""
-        return self.fit_warmup(views).fit_calibration(views)
-
-    def fit_predict(self, views: list[np.ndarray], y: Any = None) -> np.ndarray:
-        return self.fit(views).predict(views)
-
     def predict_proba(self, views: list[np.ndarray]) -> np.ndarray:
         """Fused (DDC) head's softmax on the posterior means, eval mode."""
         net, xs = self._fitted_inputs(views)
@@ -141,16 +133,16 @@ class MSDIB(WeightedFusionEstimator):
         opt = _adam(params, cfg.lr, 0.0)
         hist: dict[str, list[float]] = defaultdict(list)
         bar = self._epoch_bar(cfg.epochs, "msdib")
+
+        def train_batch(idx: torch.Tensor) -> dict:
+            loss, parts = self._batch_loss([x[idx] for x in xs])
+            self._optimiser_step(opt, loss, params, cfg.grad_clip)
+            return parts
+
         for _ in bar:
             t0 = time.perf_counter()
-            net.train()
-            sums: dict[str, Any] = defaultdict(float)
             batches = _batches(xs[0].shape[0], cfg.batch_size, gen)
-            for idx in batches:
-                loss, parts = self._batch_loss([x[idx] for x in xs])
-                self._optimiser_step(opt, loss, params, cfg.grad_clip)
-                for k, v in parts.items():
-                    sums[k] = sums[k] + v
+            sums = self._batch_sums(batches, train_batch)
             self._record(hist, sums, len(batches), t0)
             bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
         self.history_["calibrate"] = dict(hist)

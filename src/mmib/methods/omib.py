@@ -82,9 +82,8 @@ from torch import nn
 
 from mmib import losses
 from mmib.errors import InputError
-from mmib.methods.base import EstimatorBase
+from mmib.methods.base import EstimatorBase, _adam, _as_tensors, _batches
 from mmib.methods import omib_losses as ol
-from mmib.methods.clib import _adam, _batches
 from mmib.networks import ClusterHead, MineCritic, VariationalEncoder, reparameterise
 from mmib.runtime import resolve_device, seed_everything
 
@@ -110,26 +109,6 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
         raise InputError(f"cannot make a stratified split: {exc}", field="labels",
                          fix="every class needs >= 2 samples and the test part >= one per class") from None
     return np.sort(train).astype(np.int64), np.sort(test).astype(np.int64)
-
-
-def _as_tensors(views: list[np.ndarray], device: torch.device,
-                expected_dims: list[int] | None = None) -> list[torch.Tensor]:
-    if not isinstance(views, (list, tuple)) or len(views) < 2:
-        raise InputError("expected a list of at least two view arrays (N x d_m each): OMIB is multi-modal",
-                         field="views", fix="pass [X1, X2, ...] with one array per view")
-    arrays = [np.asarray(v, dtype=np.float32) for v in views]
-    if any(a.ndim != 2 for a in arrays) or len({a.shape[0] for a in arrays}) != 1:
-        raise InputError(f"views must be 2-D with the same number of rows, got shapes {[a.shape for a in arrays]}",
-                         field="views", fix="give every view one row per sample, in the same order")
-    bad = [m for m, a in enumerate(arrays) if not np.isfinite(a).all()]
-    if bad:
-        raise InputError(f"views {bad} contain NaN or inf", field="views",
-                         fix="impute or drop the non-finite entries before fitting")
-    dims = [int(a.shape[1]) for a in arrays]
-    if expected_dims is not None and dims != list(expected_dims):
-        raise InputError(f"the model was fitted on views of widths {list(expected_dims)}, got {dims}",
-                         field="views", fix="pass the same views, in the same order, as at fit time")
-    return [torch.from_numpy(a).to(device) for a in arrays]
 
 
 def _check_train_idx(train_idx: Any, n: int) -> np.ndarray:
@@ -291,21 +270,20 @@ class OMIB(EstimatorBase):
         opt = _adam(net.warmup_parameters(), cfg.lr, 0.0)
         hist: dict = defaultdict(list)
         bar = self._epoch_bar(cfg.warmup_epochs, "omib warmup")
+
+        def train_batch(b: torch.Tensor) -> dict:
+            zs = net.embed([x[b] for x in xt])
+            ces = [F.cross_entropy(dec(torch.cat([z, cfg.noise_std * torch.randn_like(z)], dim=1)), y[b])
+                   for dec, z in zip(net.decoders, zs)]
+            loss = torch.stack(ces).sum()
+            self._step(opt, loss, net.warmup_parameters())
+            return {**{f"ce_view{m}": ce.detach() for m, ce in enumerate(ces)},
+                    "ce": loss.detach(), "total": loss.detach()}
+
         for _ in bar:
             t0 = time.perf_counter()
-            net.train()
-            sums: dict = defaultdict(float)
             batches = _batches(len(idx), cfg.batch_size, gen)
-            for b in batches:
-                zs = net.embed([x[b] for x in xt])
-                ces = [F.cross_entropy(dec(torch.cat([z, cfg.noise_std * torch.randn_like(z)], dim=1)), y[b])
-                       for dec, z in zip(net.decoders, zs)]
-                loss = torch.stack(ces).sum()
-                self._step(opt, loss, net.warmup_parameters())
-                for m, ce in enumerate(ces):
-                    sums[f"ce_view{m}"] += ce.detach()
-                sums["ce"] += loss.detach()
-                sums["total"] += loss.detach()
+            sums = self._batch_sums(batches, train_batch)
             self._record(hist, sums, len(batches), t0)
             bar.set_postfix(loss=f"{hist['total'][-1]:.3f}")
         self.history_["warmup"] = dict(hist)
@@ -338,16 +316,16 @@ class OMIB(EstimatorBase):
         opt = _adam(net.parameters(), cfg.lr, 0.0)
         hist: dict = defaultdict(list)
         bar = self._epoch_bar(cfg.epochs, "omib main")
+
+        def train_batch(b: torch.Tensor) -> dict:
+            loss, parts = self._omf_loss([x[b] for x in xt], y[b])
+            self._step(opt, loss, list(net.parameters()))
+            return parts
+
         for _ in bar:
             t0 = time.perf_counter()
-            net.train()
-            sums: dict = defaultdict(float)
             batches = _batches(len(idx), cfg.batch_size, gen)
-            for b in batches:
-                loss, parts = self._omf_loss([x[b] for x in xt], y[b])
-                self._step(opt, loss, list(net.parameters()))
-                for k, v in parts.items():
-                    sums[k] += v
+            sums = self._batch_sums(batches, train_batch)
             self._record(hist, sums, len(batches), t0)
             bar.set_postfix(loss=f"{hist['total'][-1]:.3f}")
         self.history_["calibrate"] = dict(hist)
