@@ -105,6 +105,25 @@ class EstimatorBase:
                 sums[k] += v
         return sums
 
+    def _train_epochs(self, n_epochs: int, desc: str, n_rows: int, batch_size: int, gen: torch.Generator,
+                      train_batch: Callable[[torch.Tensor], Mapping[str, Any]], shown: str = "loss",
+                      after_epoch: Callable[[int], None] | None = None) -> dict[str, list[float]]:
+        """A stage's epochs: shuffled batches, one pass each, per-epoch records (the stage's history).
+
+        ``after_epoch(epoch)`` runs after each epoch's record (e.g. a snapshot
+        of the model); ``shown`` is the history key on the progress bar.
+        """
+        hist: dict[str, list[float]] = defaultdict(list)
+        bar = self._epoch_bar(n_epochs, desc)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            batches = _batches(n_rows, batch_size, gen)
+            self._record(hist, self._batch_sums(batches, train_batch), len(batches), t0)
+            if after_epoch is not None:
+                after_epoch(epoch)
+            bar.set_postfix(loss=f"{hist[shown][-1]:.3f}")
+        return dict(hist)
+
     @staticmethod
     def _optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list, grad_clip: float) -> None:
         """Backward, gradient-norm clip (``grad_clip`` > 0; 0 = off) and one optimiser step."""

@@ -109,24 +109,17 @@ class CLIB(WeightedFusionEstimator):
         self._build(xs)
         net = self.net_
         opt = _adam(net.ib_parameters(), self.warmup.lr, self.warmup.weight_decay)
-        hist = defaultdict(list)
         self.trace_ = TrainingTrace()
         self._trace_centers = None
-        bar = self._epoch_bar(self.warmup_epochs, "warmup")
 
         def train_batch(idx: torch.Tensor) -> dict:
             loss, parts = self._ib_loss(net.encode([x[idx] for x in xs], sample=True))
             self._step(opt, loss, net.ib_parameters())
             return parts
 
-        for epoch in bar:
-            t0 = time.perf_counter()
-            batches = _batches(xs[0].shape[0], self.warmup.batch_size, gen)
-            sums = self._batch_sums(batches, train_batch)
-            self._record(hist, sums, len(batches), t0)
-            self._trace_warmup_epoch(xs, epoch)
-            bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
-        self.history_["warmup"] = dict(hist)
+        self.history_["warmup"] = self._train_epochs(
+            self.warmup_epochs, "warmup", xs[0].shape[0], self.warmup.batch_size, gen, train_batch,
+            after_epoch=lambda epoch: self._trace_warmup_epoch(xs, epoch))
         self.stages_done_ = ["warmup"]
         return self
 

@@ -23,8 +23,6 @@ training. The loss terms are pure functions in ``msdib_losses``.
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
@@ -33,7 +31,7 @@ from mmib.method_params import MSDIBParams
 from torch import nn
 
 from mmib.errors import InputError
-from mmib.methods.base import WeightedFusionEstimator, _adam, _as_tensors, _batches
+from mmib.methods.base import WeightedFusionEstimator, _adam, _as_tensors
 from mmib.methods import msdib_losses as L
 from mmib.networks import FusedEncoders, VariationalEncoder, WeightedFusion
 from mmib.runtime import resolve_device, seed_everything
@@ -131,21 +129,14 @@ class MSDIB(WeightedFusionEstimator):
         net = self.net_.to(self.device_)
         params = list(net.parameters())
         opt = _adam(params, cfg.lr, 0.0)
-        hist: dict[str, list[float]] = defaultdict(list)
-        bar = self._epoch_bar(cfg.epochs, "msdib")
 
         def train_batch(idx: torch.Tensor) -> dict:
             loss, parts = self._batch_loss([x[idx] for x in xs])
             self._optimiser_step(opt, loss, params, cfg.grad_clip)
             return parts
 
-        for _ in bar:
-            t0 = time.perf_counter()
-            batches = _batches(xs[0].shape[0], cfg.batch_size, gen)
-            sums = self._batch_sums(batches, train_batch)
-            self._record(hist, sums, len(batches), t0)
-            bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
-        self.history_["calibrate"] = dict(hist)
+        self.history_["calibrate"] = self._train_epochs(cfg.epochs, "msdib", xs[0].shape[0], cfg.batch_size, gen,
+                                                        train_batch)
         self.stages_done_ = ["warmup", "calibrate"]
         return self
 

@@ -69,9 +69,7 @@ Choices where the summary is silent (METHOD.md 5 fixes the rest):
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
@@ -82,7 +80,7 @@ from torch import nn
 
 from mmib import losses
 from mmib.errors import InputError
-from mmib.methods.base import EstimatorBase, _adam, _as_tensors, _batches
+from mmib.methods.base import EstimatorBase, _adam, _as_tensors
 from mmib.methods import omib_losses as ol
 from mmib.networks import ClusterHead, MineCritic, VariationalEncoder, reparameterise
 from mmib.runtime import resolve_device, seed_everything
@@ -268,8 +266,6 @@ class OMIB(EstimatorBase):
         net = self.net_
         xt, y = self._train_rows(xs, idx, y_np)
         opt = _adam(net.warmup_parameters(), cfg.lr, 0.0)
-        hist: dict = defaultdict(list)
-        bar = self._epoch_bar(cfg.warmup_epochs, "omib warmup")
 
         def train_batch(b: torch.Tensor) -> dict:
             zs = net.embed([x[b] for x in xt])
@@ -280,13 +276,8 @@ class OMIB(EstimatorBase):
             return {**{f"ce_view{m}": ce.detach() for m, ce in enumerate(ces)},
                     "ce": loss.detach(), "total": loss.detach()}
 
-        for _ in bar:
-            t0 = time.perf_counter()
-            batches = _batches(len(idx), cfg.batch_size, gen)
-            sums = self._batch_sums(batches, train_batch)
-            self._record(hist, sums, len(batches), t0)
-            bar.set_postfix(loss=f"{hist['total'][-1]:.3f}")
-        self.history_["warmup"] = dict(hist)
+        self.history_["warmup"] = self._train_epochs(cfg.warmup_epochs, "omib warmup", len(idx), cfg.batch_size, gen,
+                                                    train_batch, shown="total")
         self.stages_done_ = ["warmup"]
         return self
 
@@ -314,21 +305,14 @@ class OMIB(EstimatorBase):
         xt, y = self._train_rows(xs, idx, y_np)
         self._estimate_bound(xt, gen)
         opt = _adam(net.parameters(), cfg.lr, 0.0)
-        hist: dict = defaultdict(list)
-        bar = self._epoch_bar(cfg.epochs, "omib main")
 
         def train_batch(b: torch.Tensor) -> dict:
             loss, parts = self._omf_loss([x[b] for x in xt], y[b])
             self._step(opt, loss, list(net.parameters()))
             return parts
 
-        for _ in bar:
-            t0 = time.perf_counter()
-            batches = _batches(len(idx), cfg.batch_size, gen)
-            sums = self._batch_sums(batches, train_batch)
-            self._record(hist, sums, len(batches), t0)
-            bar.set_postfix(loss=f"{hist['total'][-1]:.3f}")
-        self.history_["calibrate"] = dict(hist)
+        self.history_["calibrate"] = self._train_epochs(cfg.epochs, "omib main", len(idx), cfg.batch_size, gen,
+                                                    train_batch, shown="total")
         self.stages_done_ = ["warmup", "calibrate"]
         return self
 
