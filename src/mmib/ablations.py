@@ -72,6 +72,18 @@ def setting_of(params: dict[str, Any], dataset: str, extra: tuple = ()) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
 
+def grid_setting(params: dict[str, Any], dataset: str) -> str:
+    """The setting of a point of the alpha x beta grid: everything but the switches, alpha and beta."""
+    return setting_of(params, dataset, extra=(("alpha",), ("beta",)))
+
+
+def grid_descriptions(records: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """``(dataset, grid setting) -> what it is`` (seeds, epochs), for the grids' markdown."""
+    return {(dataset, grid_setting(rec["params"], dataset)):
+            describe_setting({**rec["params"], "alpha": "grid", "beta": "grid"})
+            for rec in records for dataset in rec["metrics"]}
+
+
 def describe_setting(params: dict[str, Any]) -> str:
     """The settings a reader needs to read a table: seeds, epochs, alpha, beta."""
     seeds = params.get("seeds") or []
@@ -161,7 +173,7 @@ def alpha_beta_grids(records: list[dict[str, Any]]) -> dict[tuple[str, str], dic
         if ("Table2", "CLIB") not in table_rows(params):
             continue
         for dataset, values in rec["metrics"].items():
-            key = (dataset, setting_of(params, dataset, extra=(("alpha",), ("beta",))))
+            key = (dataset, grid_setting(params, dataset))
             points[key].append({"alpha": float(params["alpha"]), "beta": float(params["beta"]),
                                 **{m: (values.get(m) or {}).get("mean", np.nan) for m in SHOWN}})
     grids = {}

@@ -68,8 +68,13 @@ def experiment_records(show: list[dict]) -> list[dict[str, Any]]:
 
 def experiment_rows(show: list[dict]) -> list[dict[str, Any]]:
     """Long-format rows (:data:`COLUMNS`) of every revision that has metrics."""
+    return rows_of(experiment_records(show))
+
+
+def rows_of(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Long-format rows (:data:`COLUMNS`) of :func:`experiment_records`."""
     rows = []
-    for rec in experiment_records(show):
+    for rec in records:
         name, params, metrics = rec["name"], rec["params"], rec["metrics"]
         method = params.get("method", "clib")
         alpha, beta = _trade_off(params, method)
@@ -121,13 +126,8 @@ def write_ablations(records: list[dict[str, Any]], out: Path = Path("metrics")) 
         names.update(((rec["params"].get("report") or {}).get("paper_names")) or {})
     frame = ablations.ablation_frame(records)
     all_grids = ablations.alpha_beta_grids(records)
-    descriptions = {}
-    for rec in records:  # what each grid's setting is (seeds, epochs), for the markdown
-        for dataset in rec["metrics"]:
-            key = (dataset, ablations.setting_of(rec["params"], dataset, extra=(("alpha",), ("beta",))))
-            descriptions[key] = ablations.describe_setting({**rec["params"], "alpha": "grid", "beta": "grid"})
     text = ablations.render_ablations(frame, load_paper_table(PAPER_TABLES), names)
-    write_text(out / "ablations.md", text + "\n" + ablations.render_grids(all_grids, descriptions))
+    write_text(out / "ablations.md", text + "\n" + ablations.render_grids(all_grids, ablations.grid_descriptions(records)))
     files = [out / "ablations.md"]
     with atomic_path(out / "ablations.csv") as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4g")
@@ -153,14 +153,14 @@ def main() -> int:
     if proc.returncode != 0:
         print(f"error: `dvc exp show --json` failed:\n{proc.stderr}", file=sys.stderr)
         return 2
-    show = json.loads(proc.stdout)
-    rows = experiment_rows(show)
+    records = experiment_records(json.loads(proc.stdout))
+    rows = rows_of(records)
     write_text(Path("metrics/experiments.md"), render_markdown(rows))
     with atomic_path(Path("metrics/experiments.csv")) as tmp:
         pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False, float_format="%.4g")
     files = [Path("metrics/experiments.md"), Path("metrics/experiments.csv")]
-    files += write_ablations(experiment_records(show))
-    with tracking.start_stage_run("experiments", "all", {"n_experiments": len(experiment_records(show))}) as run:
+    files += write_ablations(records)
+    with tracking.start_stage_run("experiments", "all", {"n_experiments": len(records)}) as run:
         for path in files:
             run.log_artifact(path, "experiments")
     print(f"{len(rows)} rows -> " + ", ".join(str(f) for f in files))

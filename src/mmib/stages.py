@@ -214,9 +214,10 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
     final_loss: dict[int, float] = {}
     confidences, corrects, histories = [], [], {}
     traced = TracedSeeds()
+    models = {}
     for seed in params.seeds:
         state = _load_torch(model_path(dataset, "calibrate", seed), f"calibrate@{dataset}")
-        model = registry.restore(state, params, n_clusters, seed)
+        model = models[seed] = registry.restore(state, params, n_clusters, seed)
         method = registry.method_of_state(state)
         # the supervised reference is scored on its held-out split only
         rows = np.asarray(model.test_idx_) if method in registry.SUPERVISED else np.arange(len(labels))
@@ -259,7 +260,7 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
                                                  title=f"{dataset}: fusion weights (seed {params.seeds[0]})"))
         _write_csv(out_dir / "fusion_weights.csv", _long_series(fusion, "view", "weight"))
     figures += traced.write(dataset, out_dir, len(labels))
-    figures += _tsne_figure(dataset, params, views, labels, n_clusters, out_dir)
+    figures += _tsne_figure(dataset, params, views, labels, n_clusters, out_dir, models[params.seeds[0]])
     write_json(evaluation_path(dataset), result)
     full = params.model_dump()
     full["catalog"] = {dataset: full["catalog"].get(dataset)}
@@ -344,8 +345,9 @@ def _long_series(rows: list[list[float]], name: str, value: str) -> pd.DataFrame
 
 
 def _tsne_figure(dataset: str, params: Params, views: list[np.ndarray], labels: np.ndarray,
-                 n_clusters: int, out_dir: Path) -> list[Path]:
-    """Figure 5: t-SNE of the first seed's fused features after the warm-up stage and at the end."""
+                 n_clusters: int, out_dir: Path, final_model: Any) -> list[Path]:
+    """Figure 5: t-SNE of the first seed's fused features after the warm-up stage and at the end
+    (``final_model``: that seed's trained model, already restored by :func:`evaluate`)."""
     from mmib.embedding import tsne_frame
     from mmib.methods import registry
 
@@ -353,11 +355,12 @@ def _tsne_figure(dataset: str, params: Params, views: list[np.ndarray], labels: 
     if cfg.tsne_max_samples == 0:
         return []
     seed = params.seeds[0]
+    warm = registry.restore(_load_torch(model_path(dataset, "warmup", seed), f"warmup@{dataset}"),
+                            params, n_clusters, seed)
     snapshots = {}
-    for stage, name in (("warmup", "end of warm-up"), ("calibrate", "end of training")):
-        state = _load_torch(model_path(dataset, stage, seed), f"{stage}@{dataset}")
-        epochs = sum(len(h.get("loss", [])) for h in state["history"].values())
-        snapshots[f"{name} (epoch {epochs})"] = registry.restore(state, params, n_clusters, seed).transform(views)
+    for name, model in (("end of warm-up", warm), ("end of training", final_model)):
+        epochs = sum(len(h.get("loss", [])) for h in model.history_.values())
+        snapshots[f"{name} (epoch {epochs})"] = model.transform(views)
     frame = tsne_frame(snapshots, labels, cfg.tsne_max_samples, cfg.tsne_perplexity, seed)
     _write_csv(out_dir / "tsne.csv", frame)
     return [plots.tsne_plot(frame, out_dir / "plots" / "tsne.png",
