@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test bench experiments clean-venv
+.PHONY: repro test bench quality paper experiments clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# the paper's literal reading of CLIB (mmib.recipes.PAPER_READING) as a DVC experiment beside the default
+paper: $(STAMP)
+	dvc exp run -n paper-reading $$(PYTHONPATH=src $(BIN)/python -m mmib.recipes --dvc-args)
+
+# quality benchmark (issue "Quality"): every dataset of ../shared/data and mfeat, 5 seeds
+quality: $(STAMP)
+	$(BIN)/python benchmarks/quality.py --recipes default paper msdib baselines --out benchmarks/quality.jsonl
 
 experiments: $(STAMP)
 	PYTHONPATH=src $(BIN)/python -m mmib.experiments

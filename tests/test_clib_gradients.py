@@ -25,6 +25,7 @@ import torch
 
 from mmib.config import CalibrateParams, LossSwitches, LossWeights, ModelParams, WarmupParams
 from mmib.methods.clib import CLIB
+from switches import PAPER_CALIBRATE, PAPER_WARMUP
 
 N, C = 40, 3
 DIMS = (5, 3)
@@ -40,11 +41,12 @@ def make_clib(*, cal_heads_backprop: bool = False, switches: dict | None = None,
         n_clusters=C, alpha=1.0, beta=0.0,
         model=ModelParams(latent_dim=4, encoder_width=8, head_width=8, mine_width=8),
         warmup=WarmupParams(epochs=warmup_epochs, batch_size=16, lr=1e-2, weight_decay=0.0, kl_weight=0.0,
-                            temperature=0.5, mine_ema_rate=0.01, mine_clamp=10.0, grad_clip=5.0),
+                            temperature=0.5, mine_ema_rate=0.01, mine_clamp=10.0, grad_clip=5.0,
+                            **PAPER_WARMUP),
         calibrate=CalibrateParams(epochs=1, lr=1e-2, screening="s2", cold_start_epochs=cold_start_epochs,
                                   kmeans_n_init=1, kmeans_warm_start=True, losses=LossSwitches(**sw),
                                   weights=LossWeights(caliH=1.0, re=1.0, cluH=1.0, con=1.0), con_reduction=con_reduction,
-                                  warmup_free=False, cal_heads_backprop=cal_heads_backprop),
+                                  warmup_free=False, cal_heads_backprop=cal_heads_backprop, **PAPER_CALIBRATE),
         seed=0, device="cpu", progress=False)
 
 
@@ -75,8 +77,8 @@ def zero_ib(model: CLIB) -> None:
     """Run the real L_IB but multiply its loss by 0: only L_Cal's gradient remains."""
     real = model._ib_loss
 
-    def wrapped(enc):
-        loss, parts = real(enc)
+    def wrapped(xb, enc):
+        loss, parts = real(xb, enc)
         return loss * 0.0, parts
 
     model._ib_loss = wrapped

@@ -49,6 +49,10 @@ class WarmupParams(_Strict):
     mine_ema_rate: float = Field(gt=0, lt=1)
     mine_clamp: float = Pos
     grad_clip: float = Pos
+    preservation: Literal["mine", "infonce", "none"]  # estimator of I(H^m; H^f) in Eq. 4
+    reconstruction_weight: float = NonNeg            # per-view decoders x^m <- h^m; 0 = off (paper)
+    projection_dim: int = NonNeg                     # NT-Xent on a projection of h^m; 0 = on h^m (paper)
+    alignment_reduction: Literal["sum", "mean"]      # Eq. 3's alignment over the M(M-1)/2 view pairs
 
 
 class LossSwitches(_Strict):
@@ -77,6 +81,14 @@ class CalibrateParams(_Strict):
     con_reduction: Literal["sum", "mean"]
     warmup_free: bool
     cal_heads_backprop: bool
+    cold_start_clusters: Literal["kmeans", "spectral"]  # the partition the cold start fits the heads to
+    pseudo_clusters: Literal["kmeans", "spectral", "head"]  # Q_c of Section 3.2.1, every epoch
+    targets: Literal["cluster_mean", "hungarian"]    # q_c (Eq. 7) or matched hard Q_c labels
+    screening_rank: Literal["score", "maxprob"]      # which K_m samples Eq. 9 keeps
+    screening_agreement: bool                        # keep a screened pair only if it agrees with the cluster head
+    caliH_reduction: Literal["sum", "mean"]          # L_caliH over views: sum (Eq. 7) or mean
+    balance_weight: float = NonNeg                   # negative entropy of the cluster head's batch mean
+    keep_ib: bool                                    # L_IB in stage 2 (Eq. 2); false = L_Cal (+ recon)
 
 
 class EvaluateParams(_Strict):

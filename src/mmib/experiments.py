@@ -24,7 +24,7 @@ import pandas as pd
 from mmib.atomic_io import atomic_path, write_text
 
 METRICS_FILE = "metrics/metrics.json"
-COLUMNS = ("experiment", "rev", "method", "alpha", "beta", "n_seeds", "dataset", "metric", "mean", "std")
+COLUMNS = ("experiment", "rev", "method", "recipe", "alpha", "beta", "n_seeds", "dataset", "metric", "mean", "std")
 SHOWN = ("acc", "nmi", "ece", "mean_confidence")
 
 
@@ -73,17 +73,24 @@ def experiment_rows(show: list[dict]) -> list[dict[str, Any]]:
 
 def rows_of(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Long-format rows (:data:`COLUMNS`) of :func:`experiment_records`."""
+    import yaml
+
+    from mmib.config import DEFAULT_PARAMS
+    from mmib.recipes import recipe_label
+
+    shipped = yaml.safe_load(DEFAULT_PARAMS.read_text()) if DEFAULT_PARAMS.exists() else None
     rows = []
     for rec in records:
         name, params, metrics = rec["name"], rec["params"], rec["metrics"]
         method = params.get("method", "clib")
+        recipe = recipe_label(params, shipped) if method == "clib" else "—"
         alpha, beta = _trade_off(params, method)
         for dataset, values in metrics.items():
             for metric in SHOWN:
                 stat = values.get(metric)
                 if isinstance(stat, dict) and "mean" in stat:
                     rows.append({"experiment": name, "rev": rec["rev"],
-                                 "method": method, "alpha": alpha, "beta": beta,
+                                 "method": method, "recipe": recipe, "alpha": alpha, "beta": beta,
                                  "n_seeds": len(params.get("seeds") or []),
                                  "dataset": dataset, "metric": metric, "mean": float(stat["mean"]),
                                  "std": float(stat.get("std", float("nan")))})
@@ -97,13 +104,13 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     out = ["# Experiments (from `dvc exp show`)", ""]
     for dataset, sub in frame.groupby("dataset", sort=True):
-        out += [f"## {dataset}", "", "| experiment | method | alpha | beta | seeds | ACC | NMI | ECE | mean conf |",
-                "|---|---|---|---|---|---|---|---|---|"]
+        out += [f"## {dataset}", "", "| experiment | method | recipe | alpha | beta | seeds | ACC | NMI | ECE | mean conf |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
         for (exp, rev), grp in sub.groupby(["experiment", "rev"], sort=False):
             first = grp.iloc[0]
             cells = {r.metric: f"{r.mean:.1f} ± {r.std:.1f}" for r in grp.itertuples()}
             method = first["method"] + (" (supervised ceiling)" if first["method"] == "omib" else "")
-            out.append(f"| {exp} | {method} | {first['alpha']} | {first['beta']} | {first['n_seeds']} | "
+            out.append(f"| {exp} | {method} | {first['recipe']} | {first['alpha']} | {first['beta']} | {first['n_seeds']} | "
                        + " | ".join(cells.get(m, "—") for m in SHOWN) + " |")
         out.append("")
     return "\n".join(out)

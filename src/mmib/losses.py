@@ -69,6 +69,16 @@ def mine_dv(t_joint: torch.Tensor, t_marginal: torch.Tensor, log_ema: torch.Tens
     return estimate, surrogate, new_log_ema
 
 
+def reconstruction_loss(xs: list[torch.Tensor], x_hats: list[torch.Tensor]) -> torch.Tensor:
+    """``sum_m mean_i ||x^m_i - xhat^m_i||^2 / d_m``: per-view decoders from h^m (a switch, not in the paper).
+
+    The autoencoder term of MFLVC (Xu et al., CVPR 2022): it keeps in h^m the
+    structure the view already has, which instance-level NT-Xent alone erodes
+    (README "Deviations"). Mean squared error per feature, summed over views.
+    """
+    return sum(F.mse_loss(x_hat, x) for x, x_hat in zip(xs, x_hats))
+
+
 # ---------------------------------------------------------------- stage 2: L_Cal
 def soft_cross_entropy(target: torch.Tensor, log_prob: torch.Tensor) -> torch.Tensor:
     """``mean_i sum_k -target_ik log p_ik``: one view's part of L_caliH (Eq. 7)."""
@@ -82,6 +92,26 @@ def calibration_head_loss(target: torch.Tensor, cal_log_probs: list[torch.Tensor
     sample's K-Means pseudo-cluster; summed over views, averaged over the batch.
     """
     return sum(soft_cross_entropy(target, lp) for lp in cal_log_probs)
+
+
+def matched_hard_targets(cluster_labels: torch.Tensor, head_probs: torch.Tensor) -> torch.Tensor:
+    """One-hot targets from pseudo-clusters Q_c, renamed to the cluster head's clusters (a switch).
+
+    The alternative to the cluster-averaged target q_c of Eq. 7: Q_c's labels
+    are matched one-to-one to the cluster head's argmax by the Hungarian
+    algorithm on their contingency table (scipy), so two pseudo-clusters never
+    share one target even where the head has merged them. Returns N x C.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    c = head_probs.shape[1]
+    pred = head_probs.argmax(dim=1)
+    table = torch.zeros(c, c, dtype=torch.float64)
+    table.index_put_((cluster_labels.cpu(), pred.cpu()), torch.ones(len(pred), dtype=torch.float64), accumulate=True)
+    rows, cols = linear_sum_assignment(table.numpy(), maximize=True)
+    rename = torch.empty(c, dtype=torch.long)
+    rename[torch.from_numpy(rows)] = torch.from_numpy(cols)
+    return F.one_hot(rename.to(cluster_labels.device)[cluster_labels], c).to(head_probs.dtype)
 
 
 def entropy_regulariser(cal_probs: list[torch.Tensor]) -> torch.Tensor:
@@ -146,19 +176,28 @@ def screening_scores(prob: torch.Tensor, rule: str) -> torch.Tensor:
     raise ValueError(f"unknown screening rule {rule!r}; expected one of {SCREENING_RULES}")
 
 
-def screen(prob: torch.Tensor, rule: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+SCREENING_RANKS = ("score", "maxprob")
+
+
+def screen(prob: torch.Tensor, rule: str, rank: str = "score") -> tuple[torch.Tensor, torch.Tensor, int]:
     """Pseudo-label screening of one view over all N samples (Section 3.2.2).
 
-    ``K = floor(sum_i score_i)`` samples with the highest score are selected;
-    their pseudo-label is the argmax of the calibration head. Returns
+    ``K = floor(sum_i score_i)`` (Eq. 9 summed) samples are selected; their
+    pseudo-label is the argmax of the calibration head. ``rank`` says which
+    K: the highest score (``score``, METHOD.md) or the highest top
+    probability (``maxprob``, the paper's sentence "samples are ranked
+    according to their top probability values"). Returns
     ``(selected mask N, pseudo-labels N, K)``.
     """
+    if rank not in SCREENING_RANKS:
+        raise ValueError(f"unknown screening rank {rank!r}; expected one of {SCREENING_RANKS}")
     scores = screening_scores(prob, rule)
     k = int(math.floor(float(scores.sum()) + 1e-6))
     k = max(0, min(k, prob.shape[0]))
     selected = torch.zeros(prob.shape[0], dtype=torch.bool, device=prob.device)
     if k > 0:
         # stable ordering: ties broken by sample index, so screening is deterministic
-        order = torch.argsort(scores, descending=True, stable=True)
+        key = scores if rank == "score" else prob.max(dim=1).values
+        order = torch.argsort(key, descending=True, stable=True)
         selected[order[:k]] = True
     return selected, prob.argmax(dim=1), k

@@ -47,6 +47,41 @@ class ClusterHead(nn.Module):
         return self.net(h)
 
 
+class Decoder(nn.Module):
+    """Per-view decoder ``H -> w -> w -> d`` (BN + ReLU between), the mirror of the encoder.
+
+    Used by the reconstruction term (``warmup.reconstruction_weight``, a
+    switch; MFLVC's autoencoders), never by the paper's reading.
+    """
+
+    def __init__(self, latent_dim: int, width: int, out_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, width), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.Linear(width, out_dim),
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)
+
+
+class Projection(nn.Module):
+    """``Linear(H, H) - ReLU - Linear(H, P)``: the space NT-Xent acts in when ``warmup.projection_dim`` > 0.
+
+    Contrast on a separate head (SimCLR, MFLVC's high-level features) leaves
+    h^m, which fusion and clustering read, free of the instance-level
+    uniformity that NT-Xent imposes.
+    """
+
+    def __init__(self, latent_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(latent_dim, latent_dim), nn.ReLU(), nn.Linear(latent_dim, out_dim))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)
+
+
 class MineCritic(nn.Module):
     """Statistics network ``T([a, b])`` of MINE (concat MLP w-w-1), output clamped.
 

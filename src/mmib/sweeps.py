@@ -3,6 +3,7 @@
     python -m mmib.sweeps table2 [-S key=value ...] [--prefix P] [--dry-run]
     python -m mmib.sweeps table3 ...
     python -m mmib.sweeps grid [--values 0.1,0.2,...,0.9] ...
+    python -m mmib.sweeps paper ...   # the shipped recipe and the paper's literal reading, side by side
     dvc queue start -j 1          # run them (-j N: N at a time; each trains its seeds in parallel)
     make experiments              # when finished: metrics/ablations.md, metrics/sweeps/*.png
 
@@ -20,6 +21,8 @@ import shlex
 import subprocess
 import sys
 
+from mmib.recipes import PAPER_READING
+
 LOSS_OFF = "calibrate.losses.{}=false"
 
 # name -> overrides; the names say which paper row (mmib.ablations.table_rows places them)
@@ -33,6 +36,8 @@ TABLE2: dict[str, list[str]] = {
     "t2-clib": [],
 }
 TABLE3: dict[str, list[str]] = {f"t3-{rule}": [f"calibrate.screening={rule}"] for rule in ("maxprob", "s1", "s2", "s3")}
+# the shipped recipe (params.yaml) next to the paper's literal reading (mmib.recipes.PAPER_READING)
+PAPER: dict[str, list[str]] = {"recipe-default": [], "recipe-paper": list(PAPER_READING)}
 GRID_VALUES = tuple(round(0.1 * i, 1) for i in range(1, 10))  # Figure 2: 0.1 .. 0.9
 
 
@@ -43,9 +48,10 @@ def grid(values: tuple[float, ...] = GRID_VALUES) -> dict[str, list[str]]:
 def commands(sweep: str, extra: list[str], prefix: str = "", values: tuple[float, ...] = GRID_VALUES,
              dvc: str = "dvc") -> list[list[str]]:
     """The ``dvc exp run --queue`` command lines of one sweep."""
-    variants = {"table2": TABLE2, "table3": TABLE3}.get(sweep) or (grid(values) if sweep == "grid" else None)
+    variants = {"table2": TABLE2, "table3": TABLE3, "paper": PAPER}.get(sweep) or (
+        grid(values) if sweep == "grid" else None)
     if variants is None:
-        raise ValueError(f"unknown sweep {sweep!r}: use table2, table3 or grid")
+        raise ValueError(f"unknown sweep {sweep!r}: use table2, table3, grid or paper")
     out = []
     for name, overrides in variants.items():
         cmd = [dvc, "exp", "run", "--queue", "summarize", "-n", f"{prefix}{name}"]
@@ -57,7 +63,7 @@ def commands(sweep: str, extra: list[str], prefix: str = "", values: tuple[float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmib.sweeps", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep", choices=("table2", "table3", "grid"))
+    parser.add_argument("sweep", choices=("table2", "table3", "grid", "paper"))
     parser.add_argument("-S", "--set-param", action="append", default=[], dest="extra", metavar="KEY=VALUE",
                         help="a params.yaml override for every experiment (e.g. 'datasets=[caltech_2v]')")
     parser.add_argument("--prefix", default="", help="prefix of the experiment names (e.g. the dataset)")

@@ -15,6 +15,7 @@ the warm-up; ``fit`` runs both and gives the same numbers on the CPU.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections import defaultdict
 from typing import Any
@@ -113,7 +114,8 @@ class CLIB(WeightedFusionEstimator):
         self._trace_centers = None
 
         def train_batch(idx: torch.Tensor) -> dict:
-            loss, parts = self._ib_loss(net.encode([x[idx] for x in xs], sample=True))
+            xb = [x[idx] for x in xs]
+            loss, parts = self._ib_loss(xb, net.encode(xb, sample=True))
             self._step(opt, loss, net.ib_parameters())
             return parts
 
@@ -163,39 +165,66 @@ class CLIB(WeightedFusionEstimator):
         return self
 
     # ------------------------------------------------------------------ losses
-    def _ib_loss(self, enc: Encoded) -> tuple[torch.Tensor, dict[str, float]]:
-        """L_IB on one batch (Eq. 5): weighted KL + NT-Xent over pairs - beta * MINE."""
-        net = self.net_
+    def _ib_loss(self, xb: list[torch.Tensor], enc: Encoded) -> tuple[torch.Tensor, dict[str, float]]:
+        """L_IB on one batch (Eq. 5): weighted KL + NT-Xent over pairs - beta * I(H^m; H^f),
+        plus the reconstruction term when it is switched on.
+
+        ``warmup.preservation`` picks the estimator of Eq. 4: ``mine`` (the
+        paper, Section 3.3: Donsker-Varadhan with the bias-corrected gradient),
+        ``infonce`` (the bounded InfoNCE bound ``log B - NT-Xent(h^m, h^f)``,
+        Theorem 3's estimator) or ``none``. NT-Xent acts on the projection
+        heads when ``warmup.projection_dim`` > 0.
+        """
+        net, w = self.net_, self.warmup
         kl = sum(losses.gaussian_kl(mu, lv) for mu, lv in zip(enc.mus, enc.logvars))
-        pairs = list(itertools.combinations(range(len(enc.hs)), 2))
-        nce = sum(losses.info_nce(enc.hs[i], enc.hs[j], self.warmup.temperature) for i, j in pairs)
-        perm = torch.randperm(enc.fused.shape[0], device=enc.fused.device)
-        mine_est, mine_sur = [], []
-        for m, h in enumerate(enc.hs):
-            t_joint, t_marg = net.critics[m].joint_and_marginal(h, enc.fused, perm)
-            est, sur, self._mine_log_ema[m] = losses.mine_dv(t_joint, t_marg, self._mine_log_ema[m],
-                                                             self.warmup.mine_ema_rate)
-            mine_est.append(est)
-            mine_sur.append(sur)
-        mine_sur_total = torch.stack(mine_sur).sum()
-        loss = self.warmup.kl_weight * kl + nce - self.beta * mine_sur_total
-        mine_total = torch.stack(mine_est).sum().detach()
-        kl, nce = kl.detach(), nce.detach()
-        ib = self.warmup.kl_weight * kl + nce - self.beta * mine_total
-        return loss, {"kl": kl, "nce": nce, "mine": mine_total, "ib": ib, "loss": ib}
+        zs = [proj(h) for proj, h in zip(net.projections, enc.hs)] if len(net.projections) else enc.hs
+        pairs = list(itertools.combinations(range(len(zs)), 2))
+        nce = sum(losses.info_nce(zs[i], zs[j], w.temperature) for i, j in pairs)
+        if w.alignment_reduction == "mean":  # a mean over pairs: 2 views are unchanged, 6 views get 1/15
+            nce = nce / len(pairs)
+        loss = w.kl_weight * kl + nce
+        parts: dict[str, torch.Tensor] = {"kl": kl.detach(), "nce": nce.detach()}
+        ib = w.kl_weight * parts["kl"] + parts["nce"]
+        if w.preservation == "mine":
+            perm = torch.randperm(enc.fused.shape[0], device=enc.fused.device)
+            mine_est, mine_sur = [], []
+            for m, h in enumerate(enc.hs):
+                t_joint, t_marg = net.critics[m].joint_and_marginal(h, enc.fused, perm)
+                est, sur, self._mine_log_ema[m] = losses.mine_dv(t_joint, t_marg, self._mine_log_ema[m],
+                                                                 w.mine_ema_rate)
+                mine_est.append(est)
+                mine_sur.append(sur)
+            loss = loss - self.beta * torch.stack(mine_sur).sum()
+            parts["mine"] = torch.stack(mine_est).sum().detach()
+            ib = ib - self.beta * parts["mine"]
+        elif w.preservation == "infonce":
+            pres_nce = sum(losses.info_nce(h, enc.fused, w.temperature) for h in enc.hs)
+            loss = loss + self.beta * pres_nce  # maximises sum_m (log B - NT-Xent(h^m, h^f))
+            parts["preservation"] = (len(enc.hs) * math.log(enc.fused.shape[0]) - pres_nce).detach()
+            ib = ib - self.beta * parts["preservation"]
+        if len(net.decoders):
+            recon = losses.reconstruction_loss(xb, [dec(h) for dec, h in zip(net.decoders, enc.hs)])
+            loss = loss + w.reconstruction_weight * recon
+            parts["recon"] = recon.detach()
+            ib = ib + w.reconstruction_weight * parts["recon"]
+        parts["ib"] = ib
+        parts["loss"] = ib
+        return loss, parts
 
     def _calibration_loss(self, xb: list[torch.Tensor], tb: dict[str, torch.Tensor]
                           ) -> tuple[torch.Tensor, dict[str, float]]:
         net = self.net_
         enc = net.encode(xb, sample=True)
-        ib_loss, parts = self._ib_loss(enc)
+        ib_loss, parts = self._ib_loss(xb, enc)
+        if not self.calibrate.keep_ib:  # stage 2 on L_Cal alone (a switch; Eq. 2 keeps L_IB)
+            ib_loss, parts = ib_loss * 0.0, {"ib": torch.zeros(())}
         clu_logp = F.log_softmax(net.cluster_head(enc.fused), dim=1)
         # stop-gradient (Section 3.2.1 Note): calibration heads read detached h^m
         cal_in = enc.hs if self.calibrate.cal_heads_backprop else [h.detach() for h in enc.hs]
         cal_logp = [F.log_softmax(head(h), dim=1) for head, h in zip(net.cal_heads, cal_in)]
         cal_p = [lp.exp() for lp in cal_logp]
         terms = {
-            "caliH": lambda: losses.calibration_head_loss(tb["target"], cal_logp),
+            "caliH": lambda: losses.calibration_head_loss(tb["target"], cal_logp) / self._caliH_divisor,
             "re": lambda: losses.entropy_regulariser(cal_p),
             "cluH": lambda: losses.cluster_head_loss(clu_logp, tb["pseudo"], tb["selected"]),
             "con": lambda: losses.consistency_loss(cal_p, clu_logp) / self._con_divisor,
@@ -208,9 +237,18 @@ class CLIB(WeightedFusionEstimator):
                 value = terms[name]()
                 l_cal = l_cal + weights[name] * value
                 parts[name] = value.detach()
+        if self.calibrate.balance_weight > 0:  # spreads the cluster head's batch mean (a switch)
+            bal = losses.entropy_regulariser([clu_logp.exp()])
+            l_cal = l_cal + self.calibrate.balance_weight * bal
+            parts["balance"] = bal.detach()
         parts["cal"] = l_cal.detach()
         parts["loss"] = parts["ib"] + self.alpha * parts["cal"]
         return ib_loss + self.alpha * l_cal, parts
+
+    @property
+    def _caliH_divisor(self) -> int:
+        """``caliH_reduction: mean`` divides Eq. 7's sum over views by M, like ``con_reduction``."""
+        return self.net_.n_views if self.calibrate.caliH_reduction == "mean" else 1
 
     @property
     def _con_divisor(self) -> int:
@@ -231,11 +269,25 @@ class CLIB(WeightedFusionEstimator):
             return KMeans(self.n_clusters, init=previous, n_init=1, random_state=rs).fit(x)
         return KMeans(self.n_clusters, n_init=self.calibrate.kmeans_n_init, random_state=rs).fit(x)
 
-    def _pseudo_clusters(self, features: torch.Tensor, salt: int) -> KMeans:
-        """The per-epoch K-Means of stage 2 (its centroids seed the next epoch's)."""
+    def _pseudo_clusters(self, features: torch.Tensor, salt: int, mode: str) -> tuple[np.ndarray, float]:
+        """Pseudo-clusters of the fused features and the K-Means inertia (NaN for spectral).
+
+        ``mode`` ``kmeans``: the paper's K-Means, warm-started from the last
+        partition's centroids; ``spectral``: normalized cut on the symmetrised
+        10-NN graph of the features (as the ALLNcuts baseline), seeded per
+        call; its cluster means then seed the next warm-started K-Means.
+        """
+        if mode == "spectral":
+            from mmib.baselines import ncuts_predict
+            rs = (self.seed * 7919 + salt) % (2**31 - 1)
+            x = features.detach().cpu().numpy().astype(np.float64)
+            labels = ncuts_predict(x, self.n_clusters, rs)
+            self._kmeans_centers = np.stack([x[labels == k].mean(axis=0) if np.any(labels == k) else x[k]
+                                             for k in range(self.n_clusters)])
+            return labels, float("nan")
         km = self._kmeans(features, salt, self._kmeans_centers)
         self._kmeans_centers = km.cluster_centers_
-        return km
+        return km.labels_, float(km.inertia_)
 
     def _eval_outputs(self, xs: list[torch.Tensor]) -> tuple[Encoded, torch.Tensor, list[torch.Tensor]]:
         """Encodings on the posterior means, cluster-head and calibration-head probabilities (eval mode)."""
@@ -267,7 +319,8 @@ class CLIB(WeightedFusionEstimator):
         net.eval()
         with torch.no_grad():
             enc = net.encode(xs, sample=False)
-        labels = torch.from_numpy(self._pseudo_clusters(enc.fused, salt=-1).labels_).long().to(self.device_)
+        labels, _ = self._pseudo_clusters(enc.fused, salt=-1, mode=self.calibrate.cold_start_clusters)
+        labels = torch.from_numpy(labels).long().to(self.device_)
         opt = _adam(net.head_parameters(), self.calibrate.lr, 0.0)
         net.cluster_head.train()
         net.cal_heads.train()
@@ -284,21 +337,31 @@ class CLIB(WeightedFusionEstimator):
     def _epoch_targets(self, xs: list[torch.Tensor], epoch: int) -> dict[str, Any]:
         """Per-epoch targets over all N samples (Section 3.2.1-3.2.2).
 
-        K-Means on the detached fused features gives pseudo-clusters Q_c;
+        K-Means on the detached fused features gives pseudo-clusters Q_c
+        (``calibrate.pseudo_clusters``: or a normalized cut, or the cluster
+        head's own argmax partition);
         q_c is the mean cluster-head prediction over Q_c (target of L_caliH).
         Each view's calibration predictions are screened (Eq. 9) into the
         pseudo-label set S used by L_cluH.
         """
         enc, p_clu, p_cal = self._eval_outputs(xs)
-        km = self._pseudo_clusters(enc.fused, salt=epoch)
-        assign = torch.from_numpy(km.labels_).long().to(self.device_)
-        q = torch.zeros(self.n_clusters, self.n_clusters, device=self.device_)
-        q.index_add_(0, assign, p_clu)
-        counts = torch.bincount(assign, minlength=self.n_clusters).clamp_min(1).unsqueeze(1)
-        q = q / counts
+        if self.calibrate.pseudo_clusters == "head":  # Q_c = the cluster head's own partition
+            assign, inertia = p_clu.argmax(dim=1), float("nan")
+        else:
+            labels, inertia = self._pseudo_clusters(enc.fused, salt=epoch, mode=self.calibrate.pseudo_clusters)
+            assign = torch.from_numpy(np.asarray(labels)).long().to(self.device_)
+        if self.calibrate.targets == "hungarian":
+            target = losses.matched_hard_targets(assign, p_clu)
+        else:  # q_c: the cluster head's mean prediction over Q_c (Section 3.2.1)
+            q = torch.zeros(self.n_clusters, self.n_clusters, device=self.device_)
+            q.index_add_(0, assign, p_clu)
+            counts = torch.bincount(assign, minlength=self.n_clusters).clamp_min(1).unsqueeze(1)
+            target = (q / counts)[assign]
         selected, pseudo, k_sel = [], [], []
         for p in p_cal:
-            sel, lab, k = losses.screen(p, self.calibrate.screening)
+            sel, lab, k = losses.screen(p, self.calibrate.screening, self.calibrate.screening_rank)
+            if self.calibrate.screening_agreement:  # a view's label teaches the head only where both agree
+                sel = sel & (lab == p_clu.argmax(dim=1))
             selected.append(sel)
             pseudo.append(lab)
             k_sel.append(k)
@@ -309,11 +372,11 @@ class CLIB(WeightedFusionEstimator):
             quality = quality.cpu().numpy()
         self.trace_.add_calibration(p_clu.cpu().numpy(), quality)
         return {
-            "target": q[assign],
+            "target": target,
             "selected": torch.stack(selected, dim=1).float(),
             "pseudo": torch.stack(pseudo, dim=1),
             "k_selected": k_sel,
-            "kmeans_inertia": float(km.inertia_),
+            "kmeans_inertia": inertia,
         }
 
     # ------------------------------------------------------------------ plumbing
@@ -323,7 +386,7 @@ class CLIB(WeightedFusionEstimator):
             raise InputError(f"{self.n_clusters} clusters for {xs[0].shape[0]} samples", field="n_clusters",
                              fix="use fewer clusters than samples")
         self.dims_ = dims
-        self.net_ = CLIBNet(dims, self.n_clusters, self.model, self.warmup.mine_clamp).to(self.device_)
+        self.net_ = CLIBNet(dims, self.n_clusters, self.model, self.warmup).to(self.device_)
         self._mine_log_ema = [None] * len(dims)
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: list) -> None:
@@ -346,7 +409,7 @@ class CLIB(WeightedFusionEstimator):
         self.device_ = resolve_device(self.device)
         self.n_clusters = state["n_clusters"]
         self.dims_ = state["dims"]
-        self.net_ = CLIBNet(self.dims_, self.n_clusters, self.model, self.warmup.mine_clamp)
+        self.net_ = CLIBNet(self.dims_, self.n_clusters, self.model, self.warmup)
         self.net_.load_state_dict(state["net"])
         self.net_.to(self.device_)
         self._mine_log_ema = [None if e is None else torch.tensor(e, device=self.device_)
