@@ -26,7 +26,7 @@ test: $(STAMP)
 
 # the paper's literal reading of CLIB (mmib.recipes.PAPER_READING) as a DVC experiment beside the default
 paper: $(STAMP)
-	dvc exp run -n paper-reading $$(PYTHONPATH=src $(BIN)/python -m mmib.recipes --dvc-args)
+	dvc exp run --temp -n paper-reading $$(PYTHONPATH=src $(BIN)/python -m mmib.recipes --dvc-args)
 
 # quality benchmark (issue "Quality"): every dataset of ../shared/data and mfeat, 5 seeds
 quality: $(STAMP)

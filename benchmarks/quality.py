@@ -124,7 +124,8 @@ def recipe_overrides(recipe: str, extra: list[str]) -> list[str]:
 
 
 def summarise(rows: list[dict]) -> str:
-    keys = ["acc", "nmi", "ari", "ece", "mean_confidence", "warmup_km_acc", "cold_start_acc", "seconds"]
+    keys = ["acc", "nmi", "ari", "ece", "mean_confidence", "warmup_km_acc", "cold_start_acc", "k_first", "k_last",
+            "seconds"]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["recipe"]), []).append(r)
@@ -136,6 +137,12 @@ def summarise(rows: list[dict]) -> str:
             cells.append(f"{np.mean(vals):.1f} ± {np.std(vals):.1f}" if vals else "—")
         lines.append(f"| {ds} | {rec} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def summarise_file(path: str, recipes: list[str] | None = None) -> str:
+    """The summary table of a results file (``python benchmarks/quality.py --summarise FILE``)."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    return summarise([r for r in rows if recipes is None or r["recipe"] in recipes])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,7 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2, help="parallel single-thread processes")
     ap.add_argument("--out", default="benchmarks/quality.jsonl")
     ap.add_argument("--table", default=None, help="also write the summary table here")
+    ap.add_argument("--summarise", metavar="FILE", default=None, help="only print the table of a results file")
     args = ap.parse_args(argv)
+    if args.summarise:
+        print(summarise_file(args.summarise))
+        return
 
     recipes = [r for rec in args.recipes for r in (["ALLKM", "ALLNcuts"] if rec == "baselines" else [rec])]
     out = Path(args.out)

@@ -271,3 +271,15 @@ def test_paper_reading_overrides_every_quality_switch_of_params_yaml():
     assert new_fields <= switched
     with pytest.raises(KeyError):
         apply_overrides(raw, ["warmup.no_such_switch=1"])
+
+
+def test_recipe_label_tells_the_paper_reading_the_shipped_default_and_custom_runs():
+    from mmib.recipes import recipe_label
+
+    shipped = load_params().model_dump()
+    paper = apply_overrides(shipped, PAPER_READING)
+    assert recipe_label(paper, shipped) == "paper"
+    assert recipe_label({"alpha": 0.5}, shipped) == "paper"  # a run from before the switches existed
+    if shipped["warmup"]["preservation"] != "mine":  # the shipped recipe differs from the paper
+        assert recipe_label(shipped, shipped) == "default"
+    assert recipe_label(apply_overrides(paper, ["calibrate.balance_weight=0.5"]), shipped) == "custom"

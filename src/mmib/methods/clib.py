@@ -155,7 +155,8 @@ class CLIB(WeightedFusionEstimator):
             sums = self._batch_sums(batches, train_batch)
             for m, k in enumerate(targets["k_selected"]):
                 sums[f"n_selected_view{m}"] = k * len(batches)
-            sums["kmeans_inertia"] = targets["kmeans_inertia"] * len(batches)
+            if not math.isnan(targets["kmeans_inertia"]):  # no K-Means this epoch: no inertia curve
+                sums["kmeans_inertia"] = targets["kmeans_inertia"] * len(batches)
             self._record(hist, sums, len(batches), t0)
             bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
         p_clu, _ = self._eval_outputs(xs)[1:]
