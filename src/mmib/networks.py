@@ -8,16 +8,21 @@ import torch
 from torch import nn
 
 
+def mlp(in_dim: int, width: int, out_dim: int) -> nn.Sequential:
+    """``in -> w -> w -> out`` with BN + ReLU between: the encoders' and decoders' shape."""
+    return nn.Sequential(
+        nn.Linear(in_dim, width), nn.BatchNorm1d(width), nn.ReLU(),
+        nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(),
+        nn.Linear(width, out_dim),
+    )
+
+
 class VariationalEncoder(nn.Module):
     """Per-view encoder ``d -> w -> w -> 2H`` (BN + ReLU between); output split into mu, log-variance."""
 
     def __init__(self, in_dim: int, width: int, latent_dim: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(in_dim, width), nn.BatchNorm1d(width), nn.ReLU(),
-            nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(),
-            nn.Linear(width, 2 * latent_dim),
-        )
+        self.net = mlp(in_dim, width, 2 * latent_dim)
         self.latent_dim = latent_dim
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,11 +61,7 @@ class Decoder(nn.Module):
 
     def __init__(self, latent_dim: int, width: int, out_dim: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(latent_dim, width), nn.BatchNorm1d(width), nn.ReLU(),
-            nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(),
-            nn.Linear(width, out_dim),
-        )
+        self.net = mlp(latent_dim, width, out_dim)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)

@@ -225,10 +225,10 @@ class CLIB(WeightedFusionEstimator):
         cal_logp = [F.log_softmax(head(h), dim=1) for head, h in zip(net.cal_heads, cal_in)]
         cal_p = [lp.exp() for lp in cal_logp]
         terms = {
-            "caliH": lambda: losses.calibration_head_loss(tb["target"], cal_logp) / self._caliH_divisor,
+            "caliH": lambda: losses.calibration_head_loss(tb["target"], cal_logp) / self._view_divisor(self.calibrate.caliH_reduction),
             "re": lambda: losses.entropy_regulariser(cal_p),
             "cluH": lambda: losses.cluster_head_loss(clu_logp, tb["pseudo"], tb["selected"]),
-            "con": lambda: losses.consistency_loss(cal_p, clu_logp) / self._con_divisor,
+            "con": lambda: losses.consistency_loss(cal_p, clu_logp) / self._view_divisor(self.calibrate.con_reduction),
         }
         switches = self.calibrate.losses.model_dump()
         weights = self.calibrate.weights.model_dump()
@@ -246,15 +246,9 @@ class CLIB(WeightedFusionEstimator):
         parts["loss"] = parts["ib"] + self.alpha * parts["cal"]
         return ib_loss + self.alpha * l_cal, parts
 
-    @property
-    def _caliH_divisor(self) -> int:
-        """``caliH_reduction: mean`` divides Eq. 7's sum over views by M, like ``con_reduction``."""
-        return self.net_.n_views if self.calibrate.caliH_reduction == "mean" else 1
-
-    @property
-    def _con_divisor(self) -> int:
-        """``con_reduction: mean`` divides Eq. 11's sum over views by M (a documented option)."""
-        return self.net_.n_views if self.calibrate.con_reduction == "mean" else 1
+    def _view_divisor(self, reduction: str) -> int:
+        """``mean`` divides a sum over views (Eq. 7, Eq. 11) by M; ``sum`` keeps the paper's sum."""
+        return self.net_.n_views if reduction == "mean" else 1
 
     # ------------------------------------------------------------------ stage 2 helpers
     def _kmeans(self, features: torch.Tensor, salt: int, previous: np.ndarray | None) -> KMeans:
@@ -346,8 +340,9 @@ class CLIB(WeightedFusionEstimator):
         pseudo-label set S used by L_cluH.
         """
         enc, p_clu, p_cal = self._eval_outputs(xs)
+        head = p_clu.argmax(dim=1)
         if self.calibrate.pseudo_clusters == "head":  # Q_c = the cluster head's own partition
-            assign, inertia = p_clu.argmax(dim=1), float("nan")
+            assign, inertia = head, float("nan")
         else:
             labels, inertia = self._pseudo_clusters(enc.fused, salt=epoch, mode=self.calibrate.pseudo_clusters)
             assign = torch.from_numpy(np.asarray(labels)).long().to(self.device_)
@@ -362,7 +357,7 @@ class CLIB(WeightedFusionEstimator):
         for p in p_cal:
             sel, lab, k = losses.screen(p, self.calibrate.screening, self.calibrate.screening_rank)
             if self.calibrate.screening_agreement:  # a view's label teaches the head only where both agree
-                sel = sel & (lab == p_clu.argmax(dim=1))
+                sel = sel & (lab == head)
             selected.append(sel)
             pseudo.append(lab)
             k_sel.append(k)
