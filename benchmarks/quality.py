@@ -38,6 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from mmib.atomic_io import atomic_path  # noqa: E402
 from mmib.recipes import PAPER_READING, apply_overrides  # noqa: E402
 
 DATA_ROOT = os.environ.get("MMIB_DATA_ROOT", str(ROOT.parent / "shared" / "data"))
@@ -112,9 +113,60 @@ def run_one(job: dict) -> dict:
             model.device = "cpu"
             model.fit(views)
             res.update(_trace_scores(model, labels))
-        res.update(evaluate_soft_clustering(labels, model.predict_proba(views)))
+        proba = model.predict_proba(views)
+        res.update(evaluate_soft_clustering(labels, proba))
+        if recipe != "msdib":  # the head's own confidence; seed_agreement tempers it once all seeds are in
+            res["confidence"] = params.calibrate.confidence
+            res["ece_head"], res["mean_confidence_head"] = res["ece"], res["mean_confidence"]
+            _probas_path(job).parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(_probas_path(job), proba=proba, labels=labels)
+        if job.get("dump"):
+            _dump_outputs(model, views, proba, labels, Path(job["dump"]) / f"{job['dataset']}-{job['name']}-{seed}.npz")
     res["seconds"] = time.perf_counter() - t0
     return {**{k: job[k] for k in ("dataset", "recipe", "seed", "overrides")}, **res}
+
+
+def _dump_outputs(model, views: list[np.ndarray], proba: np.ndarray, labels: np.ndarray, path: Path) -> None:
+    """A CLIB run's outputs for offline study: head and calibration-head probabilities, fused features
+    (posterior means), the cold-start head's probabilities and the labels."""
+    import torch
+
+    from mmib.methods.clib import _as_tensors
+
+    xs = _as_tensors(views, model.device_, model.dims_)
+    enc, _, p_cal = model._eval_outputs(xs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {f"cal{m}": p.cpu().numpy() for m, p in enumerate(p_cal)}
+    with torch.no_grad():
+        np.savez_compressed(path, proba=proba, fused=enc.fused.cpu().numpy(), labels=labels,
+                            cold=np.asarray(model.trace_.first_calibration_proba), **extra)
+
+
+def _probas_path(job: dict) -> Path:
+    return Path(job["out"] + ".probas") / f"{job['dataset']}-{job['name']}-{job['seed']}.npz"
+
+
+def temper_seeds(rows: list[dict], out: str) -> list[dict]:
+    """``calibrate.confidence: seed_agreement`` as the calibrate stage does it: per (dataset, recipe),
+    each seed's temperature from the other seeds' agreement (:mod:`mmib.confidence`); ECE and mean
+    confidence are re-scored on the tempered probabilities (the head's own stay in ``*_head``)."""
+    from mmib.confidence import seed_agreement_temperatures, temperature_scale
+    from mmib.metrics import evaluate_soft_clustering
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r.get("confidence") == "seed_agreement":
+            groups.setdefault((r["dataset"], r["recipe"]), []).append(r)
+    for (ds, rec), rs in groups.items():
+        files = [_probas_path({"out": out, "dataset": ds, "name": rec, "seed": r["seed"]}) for r in rs]
+        if not all(f.exists() for f in files):
+            continue
+        loaded = [np.load(f) for f in files]
+        temps = seed_agreement_temperatures([d["proba"] for d in loaded])
+        for r, d, t in zip(rs, loaded, temps):
+            scored = evaluate_soft_clustering(d["labels"], temperature_scale(d["proba"], t))
+            r.update(ece=scored["ece"], mean_confidence=scored["mean_confidence"], temperature=t)
+    return rows
 
 
 def recipe_overrides(recipe: str, extra: list[str]) -> list[str]:
@@ -124,7 +176,7 @@ def recipe_overrides(recipe: str, extra: list[str]) -> list[str]:
 
 
 def summarise(rows: list[dict]) -> str:
-    keys = ["acc", "nmi", "ari", "ece", "mean_confidence", "warmup_km_acc", "cold_start_acc", "k_first", "k_last",
+    keys = ["acc", "nmi", "ari", "ece", "mean_confidence", "ece_head", "temperature", "warmup_km_acc", "cold_start_acc", "k_first", "k_last",
             "seconds"]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -156,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", default=None, help="recipe name in the output (default: the recipe)")
     ap.add_argument("--jobs", type=int, default=2, help="parallel single-thread processes")
     ap.add_argument("--out", default="benchmarks/quality.jsonl")
+    ap.add_argument("--dump", default=None, help="also save each CLIB run's probabilities and fused features "
+                                                 "(npz) under this folder, for offline study")
     ap.add_argument("--table", default=None, help="also write the summary table here")
     ap.add_argument("--summarise", metavar="FILE", default=None, help="only print the table of a results file")
     args = ap.parse_args(argv)
@@ -175,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
                 if (ds, name, seed) in seen:
                     continue
                 ov = recipe_overrides(rec, args.overrides) if rec not in ("ALLKM", "ALLNcuts") else []
-                jobs.append({"dataset": ds, "recipe": rec, "seed": seed, "overrides": ov, "name": name})
+                jobs.append({"dataset": ds, "recipe": rec, "seed": seed, "overrides": ov, "name": name,
+                             "dump": args.dump, "out": str(out)})
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for job, res in zip(jobs, pool.map(run_one, jobs)):
             res["recipe"] = job["name"]
@@ -185,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{res['dataset']:>12} {res['recipe']:>16} seed {res['seed']}: ACC {res['acc']:.1f} "
                   f"NMI {res['nmi']:.1f} ECE {res.get('ece', float('nan')):.1f} "
                   f"({res['seconds']:.0f} s) {res.get('cal_accs', '')}", flush=True)
+    done = temper_seeds(done, str(out))
+    with atomic_path(out) as tmp:  # an interrupted rewrite keeps the results file whole
+        Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in done))
     wanted = {(ds, (args.name or r) if r not in ("ALLKM", "ALLNcuts", "msdib") else r)
               for ds in args.datasets for r in recipes}
     table = summarise([r for r in done if (r["dataset"], r["recipe"]) in wanted])

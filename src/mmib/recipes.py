@@ -31,6 +31,7 @@ PAPER_READING: list[str] = [
     "calibrate.weights.con=1.0",
     "calibrate.balance_weight=0.0",      # L_re acts on the calibration heads only (Eq. 8)
     "calibrate.keep_ib=true",            # Eq. 2: L_IB + alpha L_Cal
+    "calibrate.confidence=head",         # the cluster head's softmax is the confidence (Section 3.2)
 ]
 """``key=value`` overrides (``dvc exp run -S`` syntax) that turn params.yaml into the paper's reading."""
 

@@ -185,6 +185,8 @@ def train(stage: str, dataset: str, params: Params) -> None:
     _training_views(dataset)  # fail early, in this process, on a missing or bad input
     declared = _select(params, STAGE_PARAMS[stage])
     results = _fit_all_seeds(stage, dataset, params)
+    if stage == "calibrate" and params.method == "clib" and params.calibrate.confidence == "seed_agreement":
+        _set_seed_temperatures(dataset, params, [state for state, _ in results])
     histories = {seed: state["history"][stage] for seed, (state, _) in zip(params.seeds, results)}
     for seed, (_, device) in zip(params.seeds, results):
         with tracking.start_stage_run(stage, dataset, declared, seed=seed, device=device) as run:
@@ -195,6 +197,21 @@ def train(stage: str, dataset: str, params: Params) -> None:
         save_torch(model_path(dataset, stage, seed), state)
     _write_csv(curves_path(dataset, stage), _curves_frame(histories))
     print(f"{stage} {dataset}: {len(params.seeds)} seed(s) -> {MODELS / dataset / stage}")
+
+
+def _set_seed_temperatures(dataset: str, params: Params, states: list[dict]) -> None:
+    """``calibrate.confidence: seed_agreement``: each seed's temperature from the other seeds'
+    agreement on the training views (label-free, :mod:`mmib.confidence`), stored in its state."""
+    from mmib.confidence import seed_agreement_temperatures
+    from mmib.methods import registry
+
+    views, n_clusters = _training_views(dataset)
+    probas = [registry.restore(state, params, n_clusters, seed).predict_proba(views, raw=True)
+              for seed, state in zip(params.seeds, states)]
+    for state, temperature in zip(states, seed_agreement_temperatures(probas)):
+        state["temperature"] = temperature
+    if len(states) < 2:
+        print(f"calibrate {dataset}: one seed, so no seed agreement to fit a temperature to (T = 1)")
 
 
 # ---------------------------------------------------------------- evaluate
@@ -224,6 +241,10 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
         full_proba = model.predict_proba(views)
         proba = full_proba[rows]
         per_seed[f"seed{seed}"] = metrics.evaluate_soft_clustering(labels[rows], proba, n_bins=bins)
+        if hasattr(model, "temperature_"):  # CLIB: the head's own ECE beside the tempered one (mmib.confidence)
+            raw = metrics.evaluate_soft_clustering(labels[rows], model.predict_proba(views, raw=True)[rows], n_bins=bins)
+            per_seed[f"seed{seed}"].update(temperature=model.temperature_, ece_head=raw["ece"],
+                                           mean_confidence_head=raw["mean_confidence"])
         _pred, conf, correct, _map = metrics.soft_predictions(labels[rows], proba)
         confidences.append(conf)
         corrects.append(correct)

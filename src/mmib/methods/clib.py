@@ -75,6 +75,21 @@ class CLIB(WeightedFusionEstimator):
         self._kmeans_centers: np.ndarray | None = None
         self._trace_centers: np.ndarray | None = None
         self.trace_ = TrainingTrace()
+        self.temperature_ = 1.0  # set by the calibrate stage with calibrate.confidence: seed_agreement
+
+    def set_temperature(self, temperature: float) -> "CLIB":
+        """Scale the confidence of :meth:`predict_proba` by ``softmax(logits / T)`` (argmax unchanged).
+
+        The calibrate stage fits T label-free from the other seeds' agreement
+        (:func:`mmib.confidence.seed_agreement_temperatures`); API users with
+        several seeds can do the same with their models' ``predict_proba(views,
+        raw=True)``.
+        """
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise InputError(f"temperature must be a positive finite number, got {temperature!r}",
+                             field="temperature", fix="use mmib.confidence.seed_agreement_temperatures")
+        self.temperature_ = float(temperature)
+        return self
 
     @classmethod
     def from_params(cls, params: Params, n_clusters: int, seed: int, progress: bool = True) -> "CLIB":
@@ -94,12 +109,14 @@ class CLIB(WeightedFusionEstimator):
         return self.calibrate.epochs + extra
 
     # ------------------------------------------------------------------ public API
-    def predict_proba(self, views: list[np.ndarray]) -> np.ndarray:
-        """Cluster-head probabilities on the posterior means, eval mode (METHOD.md)."""
+    def predict_proba(self, views: list[np.ndarray], raw: bool = False) -> np.ndarray:
+        """Cluster-head probabilities on the posterior means, eval mode (METHOD.md), scaled by the
+        fitted temperature (:meth:`set_temperature`) unless ``raw``."""
         net, xs = self._fitted_inputs(views)
+        temperature = 1.0 if raw else self.temperature_
         with torch.no_grad():
             enc = net.encode(xs, sample=False)
-            return torch.softmax(net.cluster_head(enc.fused), dim=1).cpu().numpy()
+            return torch.softmax(net.cluster_head(enc.fused) / temperature, dim=1).cpu().numpy()
 
     # ------------------------------------------------------------------ stage 1
     def fit_warmup(self, views: list[np.ndarray]) -> "CLIB":
@@ -136,6 +153,7 @@ class CLIB(WeightedFusionEstimator):
         xs = _as_tensors(views, self.device_, self.dims_)
         net = self.net_.to(self.device_)
         self._kmeans_centers = None
+        self.temperature_ = 1.0  # a new calibration: any earlier temperature no longer applies
         self.trace_.reset_calibration()
         hist = defaultdict(list)
         self._cold_start(xs, gen, hist)
@@ -396,6 +414,7 @@ class CLIB(WeightedFusionEstimator):
             "mine_log_ema": [None if e is None else float(e) for e in self._mine_log_ema],
             "history": self.history_,
             "trace": self.trace_.to_state(),
+            "temperature": self.temperature_,
         }
 
     def load_state(self, state: dict[str, Any]) -> "CLIB":
@@ -412,5 +431,6 @@ class CLIB(WeightedFusionEstimator):
                               for e in state["mine_log_ema"]]
         self.history_ = dict(state["history"])
         self.trace_ = TrainingTrace.from_state(state.get("trace"))
+        self.temperature_ = float(state.get("temperature", 1.0))
         self.stages_done_ = list(state["stages_done"])
         return self
