@@ -91,7 +91,7 @@ def run_one(job: dict) -> dict:
     from mmib.config import parse_params
     from mmib.metrics import evaluate_hard_clustering, evaluate_soft_clustering
 
-    raw = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), job["overrides"])
+    raw = apply_overrides(yaml.safe_load(Path(job["params"]).read_text()), job["overrides"])
     views, labels, c = load_views(raw, job["dataset"])
     seed, recipe = job["seed"], job["recipe"]
     t0 = time.perf_counter()
@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", default=None, help="recipe name in the output (default: the recipe)")
     ap.add_argument("--jobs", type=int, default=2, help="parallel single-thread processes")
     ap.add_argument("--out", default="benchmarks/quality.jsonl")
+    ap.add_argument("--params", default=str(ROOT / "params.yaml"), help="the recipe's params file (default: the "
+                    "repository's params.yaml; pass a copy to keep a long run apart from edits)")
     ap.add_argument("--dump", default=None, help="also save each CLIB run's probabilities and fused features "
                                                  "(npz) under this folder, for offline study")
     ap.add_argument("--table", default=None, help="also write the summary table here")
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 ov = recipe_overrides(rec, args.overrides) if rec not in ("ALLKM", "ALLNcuts") else []
                 jobs.append({"dataset": ds, "recipe": rec, "seed": seed, "overrides": ov, "name": name,
-                             "dump": args.dump, "out": str(out)})
+                             "dump": args.dump, "out": str(out), "params": args.params})
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for job, res in zip(jobs, pool.map(run_one, jobs)):
             res["recipe"] = job["name"]

@@ -22,8 +22,11 @@ import pandas as pd
 CAL_TERMS = ("cluH", "re", "caliH", "con")  # the order of the paper's row names
 TABLE3_ROWS = {"maxprob": "Select by max probability", "s1": "CLIB-S1", "s2": "CLIB-S2(Proposed)",
                "s3": "CLIB-S3"}
+DEFAULT_ROW = "CLIB without L_con (default recipe)"
+# the loss sets of a full CLIB: the paper's four terms, and the shipped recipe's (README "The default recipe")
+FULL_ROWS = {CAL_TERMS: "CLIB", ("cluH", "re", "caliH"): DEFAULT_ROW}
 TABLE2_ORDER = ("L_IB + L_cluH", "L_IB + L_cluH + L_re", "L_IB + L_cluH + L_caliH", "L_IB + L_cluH + L_con",
-                "I. No warm-up for IB", "II. Cali heads backprop", "CLIB")
+                "I. No warm-up for IB", "II. Cali heads backprop", "CLIB", DEFAULT_ROW)
 SHOWN = ("acc", "nmi", "ece")
 SWITCHES = (("calibrate", "losses"), ("calibrate", "screening"), ("calibrate", "warmup_free"),
             ("calibrate", "cal_heads_backprop"))
@@ -38,11 +41,11 @@ def table_rows(params: dict[str, Any]) -> list[tuple[str, str]]:
     on = [t for t in CAL_TERMS if (cal.get("losses") or {}).get(t, True)]
     no_warmup, backprop = bool(cal.get("warmup_free")), bool(cal.get("cal_heads_backprop"))
     screening = cal.get("screening", "s2")
-    full = len(on) == len(CAL_TERMS)
+    full = tuple(on) in FULL_ROWS
     rows = []
     if screening == "s2":
         if full and not no_warmup and not backprop:
-            rows.append(("Table2", "CLIB"))
+            rows.append(("Table2", FULL_ROWS[tuple(on)]))
         elif full and no_warmup and not backprop:
             rows.append(("Table2", "I. No warm-up for IB"))
         elif full and backprop and not no_warmup:
@@ -118,7 +121,7 @@ def ablation_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                                        "metric", "mean", "std"))
 
 
-PAPER_ROWS = {"Table5": {"At the first calibration epoch": "At epoch 101", "At the end": "At epoch 200"}}
+PAPER_ROWS = {"Table2": {DEFAULT_ROW: "CLIB"}, "Table5": {"At the first calibration epoch": "At epoch 101", "At the end": "At epoch 200"}}
 TITLES = {"Table2": "Table 2: ablation of L_Cal's terms, the warm-up and the heads' stop-gradient",
           "Table3": "Table 3: screening rules", "Table5": "Table 5: the 20% hardest samples (lowest quality "
                                                           "score at the first calibration epoch)"}
@@ -164,13 +167,13 @@ def render_ablations(frame: pd.DataFrame, paper: pd.DataFrame, paper_names: dict
 def alpha_beta_grids(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, pd.DataFrame]]:
     """Figure 2: per dataset and setting (all params but alpha, beta), a beta x alpha grid per metric.
 
-    Only full-CLIB experiments enter (Table 2's "CLIB" row); a setting needs
+    Only full-CLIB experiments enter (Table 2's "CLIB" or default-recipe row); a setting needs
     at least two distinct (alpha, beta) points. Repeated points are averaged.
     """
     points: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for rec in records:
         params = rec["params"]
-        if ("Table2", "CLIB") not in table_rows(params):
+        if not {("Table2", row) for row in FULL_ROWS.values()} & set(table_rows(params)):
             continue
         for dataset, values in rec["metrics"].items():
             key = (dataset, grid_setting(params, dataset))

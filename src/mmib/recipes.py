@@ -27,6 +27,7 @@ PAPER_READING: list[str] = [
     "calibrate.screening_agreement=false",  # Eq. 10 uses every screened pair
     "calibrate.caliH_reduction=sum",     # Eq. 7 sums over views
     "calibrate.con_reduction=sum",       # Eq. 11 sums over views
+    "calibrate.losses.con=true",         # Eq. 6 includes L_con (Eq. 11)
     "calibrate.weights.caliH=1.0",       # Eq. 6: unit weights
     "calibrate.weights.con=1.0",
     "calibrate.balance_weight=0.0",      # L_re acts on the calibration heads only (Eq. 8)
