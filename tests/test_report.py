@@ -59,8 +59,14 @@ def built(tmp_path, monkeypatch) -> tuple[str, pd.DataFrame]:
             path = tmp_path / "metrics" / stage / f"{ds}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(obj))
+    bench = tmp_path / "benchmarks" / "quality.jsonl"  # the paper's reading, two seeds, caltech_2v only
+    bench.parent.mkdir()
+    bench.write_text("".join(json.dumps({"dataset": "caltech_2v", "recipe": recipe, "seed": s, "acc": acc,
+                                         "nmi": 30.0, "ari": 20.0, "ece": 10.0 + s}) + "\n"
+                             for recipe, s, acc in (("paper", 0, 40.0), ("paper", 1, 44.0), ("default", 0, 99.0))))
     raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
     raw.update(datasets=["caltech_2v", "mfeat"], seeds=[0, 1, 2])
+    raw["report"]["benchmark"] = "benchmarks/quality.jsonl"
     stages.report(parse_params(raw), paper_path=PAPER_CSV)
     md = (tmp_path / "metrics" / "report.md").read_text()
     frame = pd.read_csv(tmp_path / "metrics" / "report.csv")
@@ -161,6 +167,22 @@ def test_paper_names_cover_the_csv_datasets():
     assert set(names.values()) == in_csv
     raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
     assert set(names) <= set(raw["catalog"])
+
+
+def test_the_papers_reading_row_comes_from_the_quality_benchmark(built):
+    md, _frame = built
+    row = _row(_section(md, "caltech_2v"), "CLIB, the paper's literal reading")
+    # mean ± std (population) of the two "paper" records; the "default" record is not mixed in
+    assert row[1] == "42.0 ± 2.0" and row[3] == "30.0 ± 0.0" and row[5] == "10.5 ± 0.5"
+    assert "99.0" not in md
+    assert _row(_section(md, "mfeat"), "CLIB, the paper's literal reading")[1] == DASH
+
+
+def test_a_missing_benchmark_file_names_the_param(tmp_path):
+    from mmib.errors import InputError
+
+    with pytest.raises(InputError, match="report.benchmark"):
+        rp.load_benchmark(tmp_path / "nope.jsonl")
 
 
 def test_missing_input_is_an_input_error(tmp_path, monkeypatch):

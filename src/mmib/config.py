@@ -107,6 +107,7 @@ class BaselinesParams(_Strict):
 
 class ReportParams(_Strict):
     paper_names: dict[str, str]
+    benchmark: str = Field(min_length=1)  # quality-benchmark results (JSON lines) whose paper-reading rows are shown
 
 
 class Params(_Strict):

@@ -495,6 +495,9 @@ def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFram
         if loaded["evaluate"].get("method", "clib") == "clib" and \
                 "seed" in (loaded["evaluate"].get("lowest_loss_seed") or {}):
             lowest[dataset] = int(loaded["evaluate"]["lowest_loss_seed"]["seed"])
+    bench = rp.load_benchmark(params.report.benchmark)
+    for dataset in params.datasets:
+        rows += rp.benchmark_rows(dataset, bench)
     frame = rp.report_frame(rows)
     md_path, csv_path = METRICS / "report.md", METRICS / "report.csv"
     write_text(md_path, rp.render_markdown(frame, params.datasets, names, len(params.seeds), lowest))
