@@ -115,7 +115,7 @@ def run_one(job: dict) -> dict:
             res.update(_trace_scores(model, labels))
         proba = model.predict_proba(views)
         res.update(evaluate_soft_clustering(labels, proba))
-        if recipe != "msdib":  # the head's own confidence; seed_agreement tempers it once all seeds are in
+        if recipe != "msdib":  # the head's own confidence; calibrate.confidence tempers it once all seeds are in
             res["confidence"] = params.calibrate.confidence
             res["ece_head"], res["mean_confidence_head"] = res["ece"], res["mean_confidence"]
             _probas_path(job).parent.mkdir(parents=True, exist_ok=True)
@@ -146,23 +146,27 @@ def _probas_path(job: dict) -> Path:
     return Path(job["out"] + ".probas") / f"{job['dataset']}-{job['name']}-{job['seed']}.npz"
 
 
-def temper_seeds(rows: list[dict], out: str) -> list[dict]:
-    """``calibrate.confidence: seed_agreement`` as the calibrate stage does it: per (dataset, recipe),
-    each seed's temperature from the other seeds' agreement (:mod:`mmib.confidence`); ECE and mean
-    confidence are re-scored on the tempered probabilities (the head's own stay in ``*_head``)."""
-    from mmib.confidence import seed_agreement_temperatures, temperature_scale
+def temper_seeds(rows: list[dict], out: str, params_path: str) -> list[dict]:
+    """``calibrate.confidence`` as the calibrate stage applies it: per (dataset, recipe), each seed's
+    temperature from its agreement with the other seeds (and the raw views' normalized cut)
+    (:mod:`mmib.confidence`); ECE and mean confidence are re-scored on the tempered probabilities
+    (the head's own stay in ``*_head``)."""
+    from mmib.confidence import agreement_temperatures, reference_partitions, temperature_scale
     from mmib.metrics import evaluate_soft_clustering
 
+    raw = yaml.safe_load(Path(params_path).read_text())
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        if r.get("confidence") == "seed_agreement":
-            groups.setdefault((r["dataset"], r["recipe"]), []).append(r)
-    for (ds, rec), rs in groups.items():
+        if r.get("confidence") in ("seeds", "seeds_and_ncuts"):
+            groups.setdefault((r["dataset"], r["recipe"], r["confidence"]), []).append(r)
+    for (ds, rec, mode), rs in groups.items():
         files = [_probas_path({"out": out, "dataset": ds, "name": rec, "seed": r["seed"]}) for r in rs]
         if not all(f.exists() for f in files):
             continue
         loaded = [np.load(f) for f in files]
-        temps = seed_agreement_temperatures([d["proba"] for d in loaded])
+        refs = reference_partitions(load_views(raw, ds)[0], loaded[0]["proba"].shape[1], mode,
+                                    min(r["seed"] for r in rs)) if mode != "seeds" else []
+        temps = agreement_temperatures([d["proba"] for d in loaded], refs)
         for r, d, t in zip(rs, loaded, temps):
             scored = evaluate_soft_clustering(d["labels"], temperature_scale(d["proba"], t))
             r.update(ece=scored["ece"], mean_confidence=scored["mean_confidence"], temperature=t)
@@ -214,7 +218,23 @@ def main(argv: list[str] | None = None) -> None:
                                                  "(npz) under this folder, for offline study")
     ap.add_argument("--table", default=None, help="also write the summary table here")
     ap.add_argument("--summarise", metavar="FILE", default=None, help="only print the table of a results file")
+    ap.add_argument("--retemper", metavar="FILE", default=None,
+                    help="re-score the confidence of a results file's CLIB rows (but the paper reading's) "
+                         "with --mode (head | seeds | seeds_and_ncuts), from its saved probabilities")
+    ap.add_argument("--mode", default="seeds_and_ncuts", choices=["head", "seeds", "seeds_and_ncuts"])
     args = ap.parse_args(argv)
+    if args.retemper:  # re-score a finished file's confidence with another calibrate.confidence mode
+        rows = [json.loads(line) for line in Path(args.retemper).read_text().splitlines()]
+        for r in rows:
+            if "ece_head" in r and r.get("recipe") not in ("paper",):
+                r["confidence"] = args.mode
+                if args.mode == "head":
+                    r.update(ece=r["ece_head"], mean_confidence=r["mean_confidence_head"], temperature=1.0)
+        rows = temper_seeds(rows, args.retemper, args.params)
+        with atomic_path(args.retemper) as tmp:
+            Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(summarise(rows))
+        return
     if args.summarise:
         print(summarise_file(args.summarise))
         return
@@ -242,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{res['dataset']:>12} {res['recipe']:>16} seed {res['seed']}: ACC {res['acc']:.1f} "
                   f"NMI {res['nmi']:.1f} ECE {res.get('ece', float('nan')):.1f} "
                   f"({res['seconds']:.0f} s) {res.get('cal_accs', '')}", flush=True)
-    done = temper_seeds(done, str(out))
+    done = temper_seeds(done, str(out), args.params)
     with atomic_path(out) as tmp:  # an interrupted rewrite keeps the results file whole
         Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in done))
     wanted = {(ds, (args.name or r) if r not in ("ALLKM", "ALLNcuts", "msdib") else r)

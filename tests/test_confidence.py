@@ -1,4 +1,4 @@
-"""calibrate.confidence: seed_agreement (mmib.confidence), checked against hand-computed values."""
+"""calibrate.confidence: seeds / seeds_and_ncuts (mmib.confidence), checked against hand-computed values."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from mmib.confidence import (agreement, fit_agreement_temperature, seed_agreement_temperatures,
-                             temperature_scale)
+from mmib.confidence import (agreement, agreement_temperatures, fit_agreement_temperature,
+                             reference_partitions, temperature_scale)
 
 
 def test_temperature_scale_by_hand():
@@ -51,19 +51,44 @@ def test_seed_temperatures_sharpen_agreeing_seeds_and_soften_scattered_ones():
     base = rng.dirichlet(np.ones(c) * 2, size=n)
     # seeds that agree everywhere (up to renamed clusters): the confidence goes up
     agreeing = [base, base[:, [2, 0, 1]], base[:, [1, 2, 0]]]
-    temps = seed_agreement_temperatures(agreeing)
+    temps = agreement_temperatures(agreeing)
     assert all(t < 1 for t in temps)
     assert temperature_scale(base, temps[0]).max(axis=1).mean() > base.max(axis=1).mean()
     # seeds whose argmaxes are independent: agreement ~1/3, so confidence goes down towards it
     scattered = [rng.dirichlet(np.ones(c) * 0.3, size=n) for _ in range(3)]
-    temps = seed_agreement_temperatures(scattered)
+    temps = agreement_temperatures(scattered)
     assert all(t > 1 for t in temps)
     conf = temperature_scale(scattered[0], temps[0]).max(axis=1).mean()
     assert conf < scattered[0].max(axis=1).mean() and conf < 0.5
 
 
 def test_one_seed_keeps_the_head_confidence():
-    assert seed_agreement_temperatures([np.full((4, 2), 0.5)]) == [1.0]
+    assert agreement_temperatures([np.full((4, 2), 0.5)]) == [1.0]
+
+
+def test_references_share_the_likelihood_with_the_seeds():
+    # two identical seeds (agreement 100%) and a reference that agrees on 60% of the samples; with
+    # half of the weight each, the best constant confidence is 0.5 * 1.0 + 0.5 * 0.6 = 0.8
+    proba = np.tile([0.6, 0.4], (50, 1))
+    ref = np.array([0] * 30 + [1] * 20)
+    t_both = agreement_temperatures([proba, proba], [ref], reference_weight=0.5)
+    assert t_both == pytest.approx([math.log(1.5) / math.log(4)] * 2, rel=1e-3)
+    # a single seed: the reference alone (0.6 = the head's own 0.6: T = 1)
+    assert agreement_temperatures([proba], [ref]) == pytest.approx([1.0], rel=1e-3)
+    # weights by hand: 0.25 * 1.0 + 0.75 * 0.6 = 0.7 -> 1.5^(1/T) = 7/3
+    t = fit_agreement_temperature(proba, [np.ones(50), ref == 0], weights=[0.25, 0.75])
+    assert t == pytest.approx(math.log(1.5) / math.log(7 / 3), rel=1e-3)
+
+
+def test_reference_partitions_are_the_raw_views_normalized_cut():
+    from mmib.baselines import concatenate_views, ncuts_predict
+
+    rng = np.random.default_rng(1)
+    views = [rng.normal(size=(40, 3)) + np.repeat([[0.0], [6.0]], 20, axis=0) for _ in range(2)]
+    assert reference_partitions(views, 2, "seeds", 0) == []
+    (ref,) = reference_partitions(views, 2, "seeds_and_ncuts", 0)
+    np.testing.assert_array_equal(ref, ncuts_predict(concatenate_views(views), 2, 0))
+    assert len(set(ref[:20])) == 1 and len(set(ref[20:])) == 1 and ref[0] != ref[-1]
 
 
 @pytest.mark.usefixtures("one_torch_thread")

@@ -93,7 +93,7 @@ def test_repro_then_alpha_then_beta(workspace):
     for name in figures:
         assert (work / "metrics" / "tiny" / "plots" / f"{name}.png").stat().st_size > 0, name
     assert "hard_samples" in metrics["tiny"]  # Table 5
-    # calibrate.confidence: seed_agreement: each seed's temperature, and the head's own ECE beside it
+    # calibrate.confidence (seeds_and_ncuts): each seed's temperature, and the head's own ECE beside it
     evaluation = json.loads((work / "metrics" / "evaluate" / "tiny.json").read_text())
     assert all(0 < evaluation["per_seed"][f"seed{s}"]["temperature"] for s in (0, 1))
     assert {"temperature", "ece_head", "mean_confidence_head"} <= set(evaluation)

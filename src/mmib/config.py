@@ -89,7 +89,7 @@ class CalibrateParams(_Strict):
     caliH_reduction: Literal["sum", "mean"]          # L_caliH over views: sum (Eq. 7) or mean
     balance_weight: float = NonNeg                   # negative entropy of the cluster head's batch mean
     keep_ib: bool                                    # L_IB in stage 2 (Eq. 2); false = L_Cal (+ recon)
-    confidence: Literal["head", "seed_agreement"]    # the head's softmax, or a temperature per seed (mmib.confidence)
+    confidence: Literal["head", "seeds", "seeds_and_ncuts"]  # the head's softmax, or a temperature per seed (mmib.confidence)
 
 
 class EvaluateParams(_Strict):

@@ -64,7 +64,7 @@ def reliability_diagram(table: pd.DataFrame, path: str | os.PathLike,
     ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="confidence (%)", ylabel="accuracy (%)")
     ece = ece_from_table(table)
     conf = mean_confidence_from_table(table)
-    ax.set_title(f"{title}\nECE {ece:.2f}%, mean confidence {conf:.2f}%", fontsize=10)
+    ax.set_title(f"{title}\nECE of the pooled samples {ece:.2f}%, mean confidence {conf:.2f}%", fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
     return _save(fig, path)
 

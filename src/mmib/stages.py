@@ -185,8 +185,8 @@ def train(stage: str, dataset: str, params: Params) -> None:
     _training_views(dataset)  # fail early, in this process, on a missing or bad input
     declared = _select(params, STAGE_PARAMS[stage])
     results = _fit_all_seeds(stage, dataset, params)
-    if stage == "calibrate" and params.method == "clib" and params.calibrate.confidence == "seed_agreement":
-        _set_seed_temperatures(dataset, params, [state for state, _ in results])
+    if stage == "calibrate" and params.method == "clib" and params.calibrate.confidence != "head":
+        _set_temperatures(dataset, params, [state for state, _ in results])
     histories = {seed: state["history"][stage] for seed, (state, _) in zip(params.seeds, results)}
     for seed, (_, device) in zip(params.seeds, results):
         with tracking.start_stage_run(stage, dataset, declared, seed=seed, device=device) as run:
@@ -199,18 +199,20 @@ def train(stage: str, dataset: str, params: Params) -> None:
     print(f"{stage} {dataset}: {len(params.seeds)} seed(s) -> {MODELS / dataset / stage}")
 
 
-def _set_seed_temperatures(dataset: str, params: Params, states: list[dict]) -> None:
-    """``calibrate.confidence: seed_agreement``: each seed's temperature from the other seeds'
-    agreement on the training views (label-free, :mod:`mmib.confidence`), stored in its state."""
-    from mmib.confidence import seed_agreement_temperatures
+def _set_temperatures(dataset: str, params: Params, states: list[dict]) -> None:
+    """``calibrate.confidence`` ``seeds`` / ``seeds_and_ncuts``: each seed's temperature from its
+    agreement with the other seeds (and with a normalized cut of the raw views) on the training
+    views, label-free (:mod:`mmib.confidence`); stored in its state."""
+    from mmib.confidence import agreement_temperatures, reference_partitions
     from mmib.methods import registry
 
     views, n_clusters = _training_views(dataset)
     probas = [registry.restore(state, params, n_clusters, seed).predict_proba(views, raw=True)
               for seed, state in zip(params.seeds, states)]
-    for state, temperature in zip(states, seed_agreement_temperatures(probas)):
+    refs = reference_partitions(views, n_clusters, params.calibrate.confidence, params.seeds[0])
+    for state, temperature in zip(states, agreement_temperatures(probas, refs)):
         state["temperature"] = temperature
-    if len(states) < 2:
+    if len(states) < 2 and not refs:
         print(f"calibrate {dataset}: one seed, so no seed agreement to fit a temperature to (T = 1)")
 
 
@@ -271,7 +273,7 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
     fusion = _fusion_curve(histories[params.seeds[0]])
     figures = [
         plots.reliability_diagram(table, out_dir / "plots" / "reliability.png",
-                                  title=f"{dataset}: reliability, all seeds"),
+                                  title=f"{dataset}: reliability, all seeds pooled (the metric ece is the mean of the seeds' ECEs)"),
         plots.training_curves(_loss_curves(histories), out_dir / "plots" / "training_curves.png",
                               title=f"{dataset}: training curves (seed {params.seeds[0]})"),
     ]

@@ -75,19 +75,19 @@ class CLIB(WeightedFusionEstimator):
         self._kmeans_centers: np.ndarray | None = None
         self._trace_centers: np.ndarray | None = None
         self.trace_ = TrainingTrace()
-        self.temperature_ = 1.0  # set by the calibrate stage with calibrate.confidence: seed_agreement
+        self.temperature_ = 1.0  # set by the calibrate stage unless calibrate.confidence: head
 
     def set_temperature(self, temperature: float) -> "CLIB":
         """Scale the confidence of :meth:`predict_proba` by ``softmax(logits / T)`` (argmax unchanged).
 
         The calibrate stage fits T label-free from the other seeds' agreement
-        (:func:`mmib.confidence.seed_agreement_temperatures`); API users with
-        several seeds can do the same with their models' ``predict_proba(views,
-        raw=True)``.
+        (:func:`mmib.confidence.agreement_temperatures`); API users can do the
+        same with their seeds' ``predict_proba(views, raw=True)`` and
+        :func:`mmib.confidence.reference_partitions`.
         """
         if not (np.isfinite(temperature) and temperature > 0):
             raise InputError(f"temperature must be a positive finite number, got {temperature!r}",
-                             field="temperature", fix="use mmib.confidence.seed_agreement_temperatures")
+                             field="temperature", fix="use mmib.confidence.agreement_temperatures")
         self.temperature_ = float(temperature)
         return self
 
