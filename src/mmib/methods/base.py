@@ -91,8 +91,10 @@ class EstimatorBase:
 
     def _epoch_bar(self, n_epochs: int, desc: str) -> tqdm:
         """The progress bar over one stage's epochs (one line per seed when seeds train side by side)."""
-        return tqdm(range(n_epochs), desc=f"{desc} seed {self.seed}", disable=self._bar_off(), leave=False,
-                    position=getattr(self, "progress_position", 0))
+        bar = tqdm(range(n_epochs), desc=f"{desc} seed {self.seed}", disable=self._bar_off(), leave=False,
+                   position=getattr(self, "progress_position", 0))
+        bar.label = f"{desc} seed {self.seed}"  # a disabled tqdm keeps no desc; the plain lines need it
+        return bar
 
     def _batch_sums(self, batches: list[torch.Tensor],
                     train_batch: Callable[[torch.Tensor], Mapping[str, Any]]) -> dict[str, Any]:
@@ -121,8 +123,16 @@ class EstimatorBase:
             self._record(hist, self._batch_sums(batches, train_batch), len(batches), t0)
             if after_epoch is not None:
                 after_epoch(epoch)
-            bar.set_postfix(loss=f"{hist[shown][-1]:.3f}")
+            self._show_epoch(bar, epoch, hist[shown][-1], hist["epoch_seconds"][-1])
         return dict(hist)
+
+    def _show_epoch(self, bar: tqdm, epoch: int, loss: float, seconds: float) -> None:
+        """The epoch's loss on the progress bar; where there is no terminal (DVC stages, CI logs)
+        and progress is wanted, one plain line every tenth of the stage and at its last epoch."""
+        bar.set_postfix(loss=f"{loss:.3f}")
+        every = max(1, bar.total // 10)
+        if self.progress and bar.disable and ((epoch + 1) % every == 0 or epoch + 1 == bar.total):
+            print(f"{bar.label}: epoch {epoch + 1}/{bar.total} loss {loss:.4f} ({seconds:.1f} s)", flush=True)
 
     @staticmethod
     def _optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list, grad_clip: float) -> None:

@@ -176,7 +176,7 @@ class CLIB(WeightedFusionEstimator):
             if not math.isnan(targets["kmeans_inertia"]):  # no K-Means this epoch: no inertia curve
                 sums["kmeans_inertia"] = targets["kmeans_inertia"] * len(batches)
             self._record(hist, sums, len(batches), t0)
-            bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
+            self._show_epoch(bar, epoch, hist["loss"][-1], hist["epoch_seconds"][-1])
         p_clu, _ = self._eval_outputs(xs)[1:]
         self.trace_.add_calibration(p_clu.cpu().numpy())  # after the last epoch
         self.history_["calibrate"] = dict(hist)
