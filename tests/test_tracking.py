@@ -200,3 +200,16 @@ def test_failed_stage_marks_run_failed_and_experiment_is_reused(sqlite_store):
     assert got.info.status == "FAILED"
     assert got.info.experiment_id == first
     assert "seed" not in got.data.tags
+
+
+@pytest.mark.mlflow
+def test_the_experiment_opens_as_model_training_with_a_description(sqlite_store):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store}")
+    exp = client.get_experiment(tracking.ensure_experiment())
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # not the GenAI traces page
+    assert "tags.stage" in exp.tags["mlflow.note.content"]
+    client.set_experiment_tag(exp.experiment_id, "mlflow.experimentKind", "genai_development")
+    tracking.ensure_experiment()  # an existing experiment is put right
+    assert client.get_experiment(exp.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"

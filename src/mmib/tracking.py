@@ -138,16 +138,31 @@ def _retry(fn: Any, *args: Any, **kwargs: Any) -> Any:
     raise AssertionError("unreachable")
 
 
+EXPERIMENT_TAGS = {
+    # MLflow 3 opens an experiment without a kind on its GenAI (traces) page; this is model training
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": (
+        "CLIB / MSDIB / OMIB trusted multi-modal clustering (the mmib DVC pipeline). One run per stage, "
+        "dataset and seed: warmup / calibrate runs hold per-epoch loss curves (step = epoch); evaluate runs "
+        "hold ACC / NMI / ARI / ECE (mean and per seed), the figures and the metrics JSON. Compare runs with "
+        "the filter tags.stage = \"evaluate\" and plot acc_mean, ece_mean against the params."),
+}
+"""Tags of the experiment, set when it is created: its kind and the description the UI shows."""
+
+
 def _get_or_create_experiment(client: Any, name: str, location: str | None) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
+        for key, value in EXPERIMENT_TAGS.items():  # an experiment made by an older version gets them too
+            if exp.tags.get(key) != value:
+                client.set_experiment_tag(exp.experiment_id, key, value)
         return exp.experiment_id
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS" and "already exists" not in str(exc):
             raise
