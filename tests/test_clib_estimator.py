@@ -165,7 +165,7 @@ def test_warmup_state_round_trip_then_calibration_equals_one_fit(fitted, views):
     buf = io.BytesIO()
     torch.save(state, buf)
     buf.seek(0)
-    resumed = make_clib(seed=0).load_state(torch.load(buf, weights_only=False))
+    resumed = make_clib(seed=0).load_state(torch.load(buf, weights_only=True))
     resumed.fit_calibration(views)
     assert np.array_equal(resumed.predict_proba(views), fitted.predict_proba(views))
     assert resumed.history_["calibrate"]["loss"] == fitted.history_["calibrate"]["loss"]

@@ -316,7 +316,7 @@ def _roundtrip(state: dict) -> dict:
     buf = io.BytesIO()
     torch.save(state, buf)
     buf.seek(0)
-    return torch.load(buf, weights_only=False)
+    return torch.load(buf, weights_only=True)
 
 
 def test_state_round_trip_gives_identical_predictions(fitted, views):
@@ -324,7 +324,9 @@ def test_state_round_trip_gives_identical_predictions(fitted, views):
     assert state["format"] == STATE_FORMAT
     loaded = make().load_state(state)
     assert np.array_equal(loaded.predict_proba(views), fitted.predict_proba(views))
-    assert loaded.history_ == fitted.history_
+    # the saved history is the fitted one without wall-clock times (same params, same state bytes)
+    assert loaded.history_ == {s: {k: v for k, v in h.items() if k != "epoch_seconds"}
+                               for s, h in fitted.history_.items()}
     assert loaded.stages_done_ == ["warmup", "calibrate"]
 
 

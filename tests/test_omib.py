@@ -245,7 +245,7 @@ def test_staged_fit_equals_fit(fitted, data):
     buf = io.BytesIO()
     torch.save(warm.state(), buf)
     buf.seek(0)
-    resumed = make().load_state(torch.load(buf, weights_only=False))
+    resumed = make().load_state(torch.load(buf, weights_only=True))
     assert resumed.stages_done_ == ["warmup"]
     resumed.fit_calibration(views, y)
     _same_state(resumed.state(), fitted.state())
@@ -258,11 +258,11 @@ def test_state_round_trip_is_identical(fitted, data):
     buf = io.BytesIO()
     torch.save(state, buf)
     buf.seek(0)
-    loaded = make(seed=5).load_state(torch.load(buf, weights_only=False))
+    loaded = make(seed=5).load_state(torch.load(buf, weights_only=True))
     np.testing.assert_array_equal(loaded.predict_proba(views), fitted.predict_proba(views))
     np.testing.assert_array_equal(loaded.train_idx_, fitted.train_idx_)
     np.testing.assert_array_equal(loaded.test_idx_, fitted.test_idx_)
-    assert loaded.history_ == fitted.history_ and loaded.stages_done_ == fitted.stages_done_
+    assert loaded.history_ == _no_timing(fitted.history_) and loaded.stages_done_ == fitted.stages_done_
     _same_state(loaded.state() | {"seed": state["seed"]}, state)
 
 

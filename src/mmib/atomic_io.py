@@ -76,7 +76,11 @@ def write_npz(target: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
 
 
 def save_torch(target: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` atomically, byte-identical for an identical ``obj``: saved to memory first,
+    because torch names the archive's folder after the file it writes (here a random temp name)."""
     import torch
 
+    buf = io.BytesIO()
+    torch.save(obj, buf)
     with atomic_path(target) as tmp:
-        torch.save(obj, tmp)
+        Path(tmp).write_bytes(buf.getvalue())

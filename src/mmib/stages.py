@@ -74,8 +74,10 @@ def _load_torch(path: Path, stage_hint: str) -> dict:
         raise InputError("model state not found", file=str(path),
                          fix=f"run `dvc repro {stage_hint}` first")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
+        # weights only: tensors and plain types, so a state from a shared remote or another
+        # experiment cannot run code when it is loaded (a pickle of anything else is refused)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated, foreign or unsafe file
         raise InputError(f"cannot read the model state ({exc.__class__.__name__})", file=str(path),
                          fix=f"re-run `dvc repro -f {stage_hint}`") from None
 
@@ -98,8 +100,9 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 # ---------------------------------------------------------------- training stages
-def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int) -> tuple[dict, str]:
-    """Train one seed (in a worker process on the CPU); returns its state and device name.
+def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int) -> tuple[dict, str, dict]:
+    """Train one seed (in a worker process on the CPU); returns its state, device name and
+    history (with the wall-clock times a state leaves out).
 
     On the CPU every seed runs on exactly one torch thread, whatever the
     number of workers, so the numbers do not depend on the machine's cores.
@@ -121,7 +124,7 @@ def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: 
     else:
         model.load_state(_load_torch(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
         model.fit_calibration(views, *supervision)
-    return model.state(), str(model.device_)
+    return model.state(), str(model.device_), model.history_
 
 
 def _supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +156,7 @@ def _die_with_parent() -> None:
         pass  # not Linux: the worker ends after its current seed
 
 
-def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict, str]]:
+def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict, str, dict]]:
     """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
 
     All seeds start at once (up to two per core): single-thread processes
@@ -186,14 +189,14 @@ def train(stage: str, dataset: str, params: Params) -> None:
     declared = _select(params, STAGE_PARAMS[stage])
     results = _fit_all_seeds(stage, dataset, params)
     if stage == "calibrate" and params.method == "clib" and params.calibrate.confidence != "head":
-        _set_temperatures(dataset, params, [state for state, _ in results])
-    histories = {seed: state["history"][stage] for seed, (state, _) in zip(params.seeds, results)}
-    for seed, (_, device) in zip(params.seeds, results):
+        _set_temperatures(dataset, params, [state for state, _, _ in results])
+    histories = {seed: history[stage] for seed, (_, _, history) in zip(params.seeds, results)}
+    for seed, (_, device, _) in zip(params.seeds, results):
         with tracking.start_stage_run(stage, dataset, declared, seed=seed, device=device) as run:
             run.log_curve(histories[seed])
             run.log_metrics({f"final_{k}": v[-1] for k, v in histories[seed].items() if v})
     # write every seed's state only after all succeeded: a failure leaves old outputs intact
-    for seed, (state, _) in zip(params.seeds, results):
+    for seed, (state, _, _) in zip(params.seeds, results):
         save_torch(model_path(dataset, stage, seed), state)
     _write_csv(curves_path(dataset, stage), _curves_frame(histories))
     print(f"{stage} {dataset}: {len(params.seeds)} seed(s) -> {MODELS / dataset / stage}")

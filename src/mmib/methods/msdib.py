@@ -172,7 +172,6 @@ class MSDIB(WeightedFusionEstimator):
         return {
             **self._common_state(STATE_FORMAT),
             "config": self.config.model_dump(),
-            "history": self.history_,
         }
 
     def load_state(self, state: dict[str, Any]) -> "MSDIB":

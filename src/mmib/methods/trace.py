@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 
 def _labels(assign: np.ndarray) -> np.ndarray:
@@ -22,6 +23,17 @@ def _labels(assign: np.ndarray) -> np.ndarray:
 
 def _stack(rows: list[np.ndarray]) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.int16)
+
+
+def _tensor(a: np.ndarray | None) -> torch.Tensor | None:
+    return None if a is None else torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _array(t: Any) -> np.ndarray | None:
+    """A saved trace field as numpy (tensors since weights-only states; arrays before)."""
+    if t is None:
+        return None
+    return t.numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
 @dataclass
@@ -51,15 +63,16 @@ class TrainingTrace:
         self.first_calibration_proba = self.first_calibration_quality = None
 
     def to_state(self) -> dict[str, Any]:
-        return {"warmup": _stack(self.warmup), "calibrate": _stack(self.calibrate),
-                "first_calibration_proba": self.first_calibration_proba,
-                "first_calibration_quality": self.first_calibration_quality}
+        """Tensors and None only, so a state loads with ``torch.load(weights_only=True)``."""
+        return {"warmup": _tensor(_stack(self.warmup)), "calibrate": _tensor(_stack(self.calibrate)),
+                "first_calibration_proba": _tensor(self.first_calibration_proba),
+                "first_calibration_quality": _tensor(self.first_calibration_quality)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> "TrainingTrace":
         """The trace of a saved state (empty for states saved before traces existed)."""
         if not state:
             return cls()
-        return cls(warmup=list(state["warmup"]), calibrate=list(state["calibrate"]),
-                   first_calibration_proba=state.get("first_calibration_proba"),
-                   first_calibration_quality=state.get("first_calibration_quality"))
+        return cls(warmup=list(_array(state["warmup"])), calibrate=list(_array(state["calibrate"])),
+                   first_calibration_proba=_array(state.get("first_calibration_proba")),
+                   first_calibration_quality=_array(state.get("first_calibration_quality")))
