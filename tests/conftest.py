@@ -1,9 +1,60 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the params every test reads.
+
+Tests never read the user's workspace params.yaml: ``dvc exp run -S
+alpha=0.3`` leaves alpha 0.3 there, and tests that build on the shipped
+values (the e2e pipeline, the ablation rows) would then fail. Before any test
+module is imported, :data:`mmib.config.DEFAULT_PARAMS` is pointed at a copy of
+the committed params.yaml (``git show HEAD:params.yaml``), falling back to the
+workspace file when there is no git, no committed copy, or the committed copy
+no longer validates against the code (a schema change not yet committed).
+"""
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
+
+import mmib.config
+
+REPO = Path(__file__).resolve().parents[1]
+WORKSPACE_PARAMS = REPO / "params.yaml"
+
+
+def _committed_params_text() -> str | None:
+    try:
+        out = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO, capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    try:
+        mmib.config.parse_params(yaml.safe_load(out.stdout))
+    except Exception:  # the committed copy predates the code's schema: use the workspace
+        return None
+    return out.stdout
+
+
+def _pin_params() -> Path:
+    text = _committed_params_text()
+    if text is None:
+        return WORKSPACE_PARAMS
+    folder = Path(tempfile.mkdtemp(prefix="mmib-test-params-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    pinned = folder / "params.yaml"
+    pinned.write_text(text)
+    return pinned
+
+
+PINNED_PARAMS = _pin_params()
+mmib.config.DEFAULT_PARAMS = PINNED_PARAMS
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import pytest
 import scipy.io
 import scipy.sparse
 
+from mmib.config import DEFAULT_PARAMS
 from mmib.data import (MultiViewData, dataset_entry, expected_files, load, load_dataset,
                        parse_entry, read_params, resolve_data_root)
 from mmib.errors import InputError
@@ -30,7 +31,7 @@ def _no_env_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def params() -> dict[str, Any]:
-    return {**read_params(REPO / "params.yaml"), "data_root": str(SHARED)}
+    return {**read_params(DEFAULT_PARAMS), "data_root": str(SHARED)}
 
 
 def load_toy(root: Path, raw: dict[str, Any], name: str = "toy") -> MultiViewData:

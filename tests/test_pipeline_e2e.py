@@ -55,7 +55,9 @@ def workspace(tmp_path_factory) -> tuple[Path, dict]:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dst)
     _tiny_dataset(work / "data" / "raw" / "tiny")
-    params = yaml.safe_load((work / "params.yaml").read_text())
+    from mmib.config import DEFAULT_PARAMS  # the committed params, never the user's workspace (conftest)
+
+    params = yaml.safe_load(DEFAULT_PARAMS.read_text())
     params.update(datasets=["tiny"], seeds=[0, 1], device="cpu")
     params["model"].update(latent_dim=8, encoder_width=16, head_width=16, mine_width=16)
     params["warmup"].update(epochs=2, batch_size=16)
