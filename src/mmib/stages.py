@@ -156,6 +156,47 @@ def _die_with_parent() -> None:
         pass  # not Linux: the worker ends after its current seed
 
 
+def _parent_of(pid: int) -> int | None:
+    """The parent pid of ``pid`` from /proc (Linux), None where there is no /proc or no such process."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _end_with_launcher(poll_seconds: float = 1.0) -> None:
+    """A stage process ends when the ``dvc repro`` that launched it dies, even by ``kill -9``:
+    otherwise it trains on and writes outputs behind DVC's back.
+
+    DVC runs a stage as ``sh -c <cmd>``, and dash does not exec the command, so
+    the process tree is dvc -> sh -> python: when dvc is killed, ``sh`` lives
+    on (re-parented) and so would we. A daemon thread watches the chain: our
+    parent and, when that parent is the shell, its parent; once either is
+    re-parented (its launcher died) the stage sends itself SIGTERM. Linux's
+    PR_SET_PDEATHSIG covers the parent's own death at once.
+    """
+    import os
+    import signal
+    import threading
+    import time
+
+    _die_with_parent()
+    parent = os.getppid()
+    grandparent = _parent_of(parent)
+
+    def orphaned() -> bool:
+        if os.getppid() != parent:
+            return True
+        return grandparent is not None and _parent_of(parent) != grandparent
+
+    def watch() -> None:
+        while not orphaned():
+            time.sleep(poll_seconds)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="end-with-launcher", daemon=True).start()
+
+
 def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict, str, dict]]:
     """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
 
@@ -553,6 +594,7 @@ def main(stage: str, argv: list[str] | None = None) -> int:
         parser.add_argument("dataset", help="a name from the `catalog:` section of params.yaml")
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     args = parser.parse_args(argv)
+    _end_with_launcher()
     datasets = [args.dataset] if per_dataset else []
     return run_cli(STAGES[stage], *datasets, params_path=args.params)
 
