@@ -55,7 +55,7 @@ def test_method_runs_through_the_stages(workdir, method):
     params = tiny_params(method)
     stages.train("warmup", DATASET, params)
     stages.train("calibrate", DATASET, params)
-    state = torch.load(stages.model_path(DATASET, "calibrate", 0), weights_only=False)
+    state = torch.load(stages.model_path(DATASET, "calibrate", 0), weights_only=True)
     assert registry.method_of_state(state) == method
     result = stages.evaluate(DATASET, params)
     saved = json.loads(stages.evaluation_path(DATASET).read_text())

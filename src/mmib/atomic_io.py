@@ -75,8 +75,6 @@ def write_npz(target: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
                 zf.writestr(info, buf.getvalue())
 
 
-def save_torch(target: str | os.PathLike, obj: Any) -> None:
-    import torch
-
+def write_bytes(target: str | os.PathLike, data: bytes) -> None:
     with atomic_path(target) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(data)

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from mmib import plots
-from mmib.atomic_io import atomic_path, save_torch, write_json, write_text
+from mmib.atomic_io import atomic_path, write_json, write_text
 from mmib.config import Params, load_params
 from mmib.errors import InputError
+from mmib.state_io import load_state, save_state
 
 MODELS = Path("models")
 METRICS = Path("metrics")
@@ -67,19 +68,6 @@ def _training_views(dataset: str) -> tuple[list[np.ndarray], int]:
     return views, n_clusters
 
 
-def _load_torch(path: Path, stage_hint: str) -> dict:
-    import torch
-
-    if not path.exists():
-        raise InputError("model state not found", file=str(path),
-                         fix=f"run `dvc repro {stage_hint}` first")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise InputError(f"cannot read the model state ({exc.__class__.__name__})", file=str(path),
-                         fix=f"re-run `dvc repro -f {stage_hint}`") from None
-
-
 def _curves_frame(histories: dict[int, dict[str, list[float]]]) -> pd.DataFrame:
     frames = []
     for seed, hist in histories.items():
@@ -98,8 +86,9 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 # ---------------------------------------------------------------- training stages
-def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int) -> tuple[dict, str]:
-    """Train one seed (in a worker process on the CPU); returns its state and device name.
+def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int) -> tuple[dict, str, dict]:
+    """Train one seed (in a worker process on the CPU); returns its state, device name and this
+    stage's history with the timings (which the state leaves out: they go to MLflow and the curves).
 
     On the CPU every seed runs on exactly one torch thread, whatever the
     number of workers, so the numbers do not depend on the machine's cores.
@@ -119,9 +108,9 @@ def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: 
     if stage == "warmup":
         model.fit_warmup(views, *supervision)
     else:
-        model.load_state(_load_torch(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
+        model.load_state(load_state(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
         model.fit_calibration(views, *supervision)
-    return model.state(), str(model.device_)
+    return model.state(), str(model.device_), model.history_[stage]
 
 
 def _supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +142,7 @@ def _die_with_parent() -> None:
         pass  # not Linux: the worker ends after its current seed
 
 
-def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict, str]]:
+def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict, str, dict]]:
     """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
 
     All seeds start at once (up to two per core): single-thread processes
@@ -185,14 +174,14 @@ def train(stage: str, dataset: str, params: Params) -> None:
     _training_views(dataset)  # fail early, in this process, on a missing or bad input
     declared = _select(params, STAGE_PARAMS[stage])
     results = _fit_all_seeds(stage, dataset, params)
-    histories = {seed: state["history"][stage] for seed, (state, _) in zip(params.seeds, results)}
-    for seed, (_, device) in zip(params.seeds, results):
+    histories = {seed: history for seed, (_, _, history) in zip(params.seeds, results)}
+    for seed, (_, device, _) in zip(params.seeds, results):
         with tracking.start_stage_run(stage, dataset, declared, seed=seed, device=device) as run:
             run.log_curve(histories[seed])
             run.log_metrics({f"final_{k}": v[-1] for k, v in histories[seed].items() if v})
     # write every seed's state only after all succeeded: a failure leaves old outputs intact
-    for seed, (state, _) in zip(params.seeds, results):
-        save_torch(model_path(dataset, stage, seed), state)
+    for seed, (state, _, _) in zip(params.seeds, results):
+        save_state(model_path(dataset, stage, seed), state)
     _write_csv(curves_path(dataset, stage), _curves_frame(histories))
     print(f"{stage} {dataset}: {len(params.seeds)} seed(s) -> {MODELS / dataset / stage}")
 
@@ -216,7 +205,7 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
     traced = TracedSeeds()
     models = {}
     for seed in params.seeds:
-        state = _load_torch(model_path(dataset, "calibrate", seed), f"calibrate@{dataset}")
+        state = load_state(model_path(dataset, "calibrate", seed), f"calibrate@{dataset}")
         model = models[seed] = registry.restore(state, params, n_clusters, seed)
         method = registry.method_of_state(state)
         # the supervised reference is scored on its held-out split only
@@ -355,7 +344,7 @@ def _tsne_figure(dataset: str, params: Params, views: list[np.ndarray], labels: 
     if cfg.tsne_max_samples == 0:
         return []
     seed = params.seeds[0]
-    warm = registry.restore(_load_torch(model_path(dataset, "warmup", seed), f"warmup@{dataset}"),
+    warm = registry.restore(load_state(model_path(dataset, "warmup", seed), f"warmup@{dataset}"),
                             params, n_clusters, seed)
     snapshots = {}
     for name, model in (("end of warm-up", warm), ("end of training", final_model)):

@@ -394,7 +394,7 @@ class CLIB(WeightedFusionEstimator):
         return {
             **self._common_state(STATE_FORMAT),
             "mine_log_ema": [None if e is None else float(e) for e in self._mine_log_ema],
-            "history": self.history_,
+            "history": self.saved_history(),
             "trace": self.trace_.to_state(),
         }
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 
 def _labels(assign: np.ndarray) -> np.ndarray:
@@ -51,15 +52,24 @@ class TrainingTrace:
         self.first_calibration_proba = self.first_calibration_quality = None
 
     def to_state(self) -> dict[str, Any]:
-        return {"warmup": _stack(self.warmup), "calibrate": _stack(self.calibrate),
-                "first_calibration_proba": self.first_calibration_proba,
-                "first_calibration_quality": self.first_calibration_quality}
+        """As tensors: a saved state holds tensors and plain values only (:mod:`mmib.state_io`)."""
+        return {"warmup": _tensor(_stack(self.warmup)), "calibrate": _tensor(_stack(self.calibrate)),
+                "first_calibration_proba": _tensor(self.first_calibration_proba),
+                "first_calibration_quality": _tensor(self.first_calibration_quality)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> "TrainingTrace":
         """The trace of a saved state (empty for states saved before traces existed)."""
         if not state:
             return cls()
-        return cls(warmup=list(state["warmup"]), calibrate=list(state["calibrate"]),
-                   first_calibration_proba=state.get("first_calibration_proba"),
-                   first_calibration_quality=state.get("first_calibration_quality"))
+        return cls(warmup=list(_array(state["warmup"])), calibrate=list(_array(state["calibrate"])),
+                   first_calibration_proba=_array(state.get("first_calibration_proba")),
+                   first_calibration_quality=_array(state.get("first_calibration_quality")))
+
+
+def _tensor(a: np.ndarray | None) -> torch.Tensor | None:
+    return None if a is None else torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _array(t: Any) -> np.ndarray | None:
+    return None if t is None else np.asarray(t)
