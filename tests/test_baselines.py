@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from mmib import baselines as bl
-from mmib.config import DEFAULT_PARAMS, parse_params
+from mmib.config import REPO_ROOT, parse_params
+from shipped_params import shipped_params
 from mmib.errors import InputError
 
 C, N_PER = 3, 30
@@ -129,7 +130,7 @@ def test_stage_writes_json(blobs, tmp_path, monkeypatch):
     (tmp_path / "data" / "processed").mkdir(parents=True)
     np.savez(tmp_path / "data" / "processed" / "tiny.npz", view0=views[0], view1=views[1],
              labels=y.astype(np.int64), n_clusters=np.array([C]))
-    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw = shipped_params()
     raw.update(datasets=["tiny"], seeds=SEEDS)
     params = parse_params(raw)
     out = stages.baselines("tiny", params)
@@ -145,8 +146,8 @@ def test_dvc_yaml_declares_the_params_the_new_stages_read():
     """dvc.yaml's params lists of baselines@ and report match mmib.stages.STAGE_PARAMS."""
     from mmib import stages
 
-    dvc = yaml.safe_load((DEFAULT_PARAMS.parent / "dvc.yaml").read_text())["stages"]
+    dvc = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
     assert dvc["baselines"]["do"]["params"] == stages.STAGE_PARAMS["baselines"]
     assert dvc["report"]["params"] == stages.STAGE_PARAMS["report"]
     assert "data/reference/paper_tables.csv" in dvc["report"]["deps"]
-    assert (DEFAULT_PARAMS.parent / "data" / "reference" / "paper_tables.csv").is_file()
+    assert (REPO_ROOT / "data" / "reference" / "paper_tables.csv").is_file()

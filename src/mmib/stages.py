@@ -131,17 +131,6 @@ def _supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, n
     return targets, stratified_split(targets, params.omib.test_fraction, seed)[0]
 
 
-def _die_with_parent() -> None:
-    """Worker initializer: on Linux, end this worker when the stage process dies (e.g. killed)."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the worker ends after its current seed
-
-
 def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict, str, dict]]:
     """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
 
@@ -154,6 +143,7 @@ def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict,
     import os
     from concurrent.futures import ProcessPoolExecutor
 
+    from mmib.lifeline import die_with_parent
     from mmib.runtime import resolve_device
 
     seeds = list(params.seeds)
@@ -163,7 +153,7 @@ def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict,
         return [_fit_seed(*job) for job in jobs]
     # spawn, not fork: forking after torch has started its thread pools can hang
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_die_with_parent) as pool:
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         return list(pool.map(_fit_seed, *zip(*jobs)))
 
 
@@ -479,10 +469,13 @@ def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFram
 # ---------------------------------------------------------------- CLI wrapper
 def run_cli(fn: Callable[..., Any], *args: Any, params_path: str = "params.yaml") -> int:
     """Run a stage function; bad input becomes a one-paragraph message and exit status 2."""
+    from mmib.data.freshness import check_sources_unchanged
+
     try:
         params = load_params(params_path)
         for dataset in args:
             check_dataset_declared(dataset, params)
+            check_sources_unchanged(dataset, params.model_dump())
         fn(*args, params)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -504,8 +497,11 @@ WHOLE_RUN_STAGES = ("summarize", "report")  # stages over all `datasets`, no dat
 
 
 def main(stage: str, argv: list[str] | None = None) -> int:
-    """Command line of one stage: ``<stage>.py [dataset] [--params params.yaml]``."""
+    """Command line of one stage: ``<stage>.py [dataset] [--params params.yaml]``, bound to its
+    launcher and under the repository's stage lock (:mod:`mmib.entry`)."""
     import argparse
+
+    from mmib.entry import stage_process
 
     parser = argparse.ArgumentParser(prog=f"pipeline/{stage}.py", description=f"DVC stage {stage}")
     per_dataset = stage not in WHOLE_RUN_STAGES
@@ -514,7 +510,12 @@ def main(stage: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     args = parser.parse_args(argv)
     datasets = [args.dataset] if per_dataset else []
-    return run_cli(STAGES[stage], *datasets, params_path=args.params)
+    try:
+        with stage_process("@".join([stage, *datasets]), args.params):
+            return run_cli(STAGES[stage], *datasets, params_path=args.params)
+    except InputError as exc:  # another run in the way
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def check_dataset_declared(dataset: str, params: Params) -> None:
