@@ -148,8 +148,12 @@ def _cmdline(pid: int) -> str:
 
 @LINUX
 @pytest.mark.slow
-@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])  # dash stays between DVC and the stage, bash execs
-def test_kill_9_on_dvc_repro_ends_the_stage_and_its_workers(tmp_path, shell):
+@pytest.mark.parametrize("shell, when", [
+    ("/bin/sh", "training"),   # dash stays between DVC and the stage
+    ("/bin/bash", "training"),  # bash replaces itself with the stage
+    ("/bin/sh", "importing"),  # killed while the stage still imports torch and the rest
+])
+def test_kill_9_on_dvc_repro_ends_the_stage_and_its_workers(tmp_path, shell, when):
     params = tiny_params()
     params["warmup"]["epochs"] = 100_000  # trains until killed
     work, env = fresh_clone(tmp_path / "repo", params=params)
@@ -160,13 +164,18 @@ def test_kill_9_on_dvc_repro_ends_the_stage_and_its_workers(tmp_path, shell):
     tree: list = []
     try:
         deadline = time.time() + 120
-        while time.time() < deadline:  # the stage process and its two seed workers
+        while time.time() < deadline:  # the stage process (and, training, its two seed workers)
             pids = _descendants(dvc.pid)
-            if sum("spawn_main" in _cmdline(p) for p in pids) == 2:
+            started = any("pipeline/warmup.py" in _cmdline(p) for p in pids)
+            if started and when == "importing":
+                time.sleep(0.5)  # past Python's start, within the imports (seconds)
+                tree = [process(p) for p in _descendants(dvc.pid)]
+                break
+            if started and sum("spawn_main" in _cmdline(p) for p in pids) == 2:
                 tree = [process(p) for p in pids]
                 break
-            time.sleep(0.2)
-        assert tree, "the warm-up stage did not start its seed workers"
+            time.sleep(0.05)
+        assert tree, "the warm-up stage did not start"
         assert any("pipeline/warmup.py" in _cmdline(p.pid) for p in tree)
         os.kill(dvc.pid, signal.SIGKILL)
         dvc.wait()

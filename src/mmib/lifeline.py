@@ -15,6 +15,10 @@ training on and writing outputs behind DVC's back. Two mechanisms:
 
 The seed workers use :func:`die_with_parent` (their parent is the stage
 process), so the whole tree goes: DVC, then the stage, then its workers.
+
+The entry points bind before their heavy imports. What remains open is
+Python's own start (a tenth of a second): a launcher killed then is not
+seen, since the orphaned shell's new parent (init) looks like a launcher.
 """
 
 from __future__ import annotations
@@ -99,14 +103,25 @@ def die_with_parent(parent: int | None = None) -> None:
         _stop(Process(parent))
 
 
+_bound: Process | None = None
+
+
 def bind_to_launcher() -> Process:
-    """End this process when its parent or its launcher ends; returns the launcher."""
+    """End this process when its parent or its launcher ends; returns the launcher.
+
+    Call it first thing in an entry point (a kill during the imports counts
+    too); later calls return the same launcher.
+    """
+    global _bound
+    if _bound is not None:
+        return _bound
     parent = os.getppid()
     die_with_parent()
     owner = launcher()
     if os.getppid() != parent or not owner.alive():  # it died before the signal was armed
         _stop(owner)
     threading.Thread(target=_watch, args=(owner, parent), name="mmib-lifeline", daemon=True).start()
+    _bound = owner
     return owner
 
 

