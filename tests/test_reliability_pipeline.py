@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -112,8 +114,8 @@ def test_the_suite_passes_after_an_experiment_changed_the_workspace_params(tmp_p
     raw["warmup"]["epochs"] = 0
     (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     out = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
-               *PARAM_READING_TESTS], work, env, check=False)
-    assert " passed" in out and "failed" not in out and "error" not in out.lower().split("passed")[-1], out[-3000:]
+               *PARAM_READING_TESTS], work, env)  # exit status 0: every test passed
+    assert " passed" in out
 
 
 # ---------------------------------------------------------------- 3. a killed dvc takes its stage along
@@ -204,13 +206,13 @@ with stage_lock.exclusive_run("warmup@tiny", "params.yaml", lifeline.launcher(),
 """
 
 LAUNCHER = """
-import os, subprocess, sys
+import json, os, subprocess, sys
 # a stand-in for DVC: runs each stage command through a shell, with DVC_STAGE set, on request
 for line in sys.stdin:
     stage = line.strip()
     proc = subprocess.run(["/bin/sh", "-c", f"{sys.executable} pipeline/preprocess.py tiny"],
                           env={**os.environ, "DVC_STAGE": stage}, capture_output=True, text=True)
-    print(f"{proc.returncode} {proc.stderr!r}", flush=True)
+    print(json.dumps([proc.returncode, proc.stderr]), flush=True)
 """
 
 
@@ -224,8 +226,8 @@ class FakeDvc:
     def stage(self, name: str = "preprocess@tiny") -> tuple[int, str]:
         self.proc.stdin.write(name + "\n")
         self.proc.stdin.flush()
-        code, err = self.proc.stdout.readline().split(" ", 1)
-        return int(code), eval(err)  # noqa: S307 - our own repr
+        code, err = json.loads(self.proc.stdout.readline())
+        return code, err
 
     def close(self) -> None:
         self.proc.stdin.close()
@@ -338,8 +340,9 @@ def test_states_hold_only_tensors_and_plain_values(tmp_path):
     assert not (tmp_path / "s.pt").exists()
 
 
-def test_nothing_loads_torch_files_with_weights_only_false():
-    offenders = [str(p.relative_to(REPO)) for d in ("src", "tests", "benchmarks", "pipeline")
-                 for p in (REPO / d).rglob("*.py")
-                 if p.name != Path(__file__).name and "weights_only=False" in p.read_text()]
-    assert not offenders
+def test_every_torch_load_is_weights_only():
+    calls = [(p.relative_to(REPO).as_posix(), line.strip()) for d in ("src", "tests", "benchmarks", "pipeline")
+             for p in (REPO / d).rglob("*.py") for line in p.read_text().splitlines()
+             if re.search(r"torch\.load\(", line)]
+    assert any(f == "src/mmib/state_io.py" for f, _ in calls)
+    assert [c for c in calls if "weights_only=True" not in c[1]] == []
