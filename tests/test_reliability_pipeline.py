@@ -306,6 +306,18 @@ def test_identical_cpu_runs_write_identical_model_files(processed_tiny, tiny_rep
     assert "epoch_seconds" in curves.splitlines()[0]  # the timings live in the curves (and MLflow)
 
 
+@pytest.mark.slow
+def test_a_forced_warmup_rerun_leaves_calibration_cached(tmp_path):
+    work, env = fresh_clone(tmp_path / "repo", params=tiny_params(seeds=[0]))
+    env = {**env, "MMIB_TRACKING": "0"}
+    run(["dvc", "repro", "calibrate@tiny"], work, env)
+    before = (work / "models" / "tiny" / "warmup" / "seed0.pt").read_bytes()
+    run(["dvc", "repro", "-f", "-s", "warmup@tiny"], work, env)
+    assert (work / "models" / "tiny" / "warmup" / "seed0.pt").read_bytes() == before
+    status = run(["dvc", "status", "calibrate@tiny"], work, env)
+    assert "calibrate@tiny" not in status, status
+
+
 # ---------------------------------------------------------------- 6. loading a state runs no code
 class _Payload:
     """Unpickling this creates a file: what a malicious state would do."""
