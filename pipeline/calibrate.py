@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # no editable install needed
 
-from mmib import stages  # noqa: E402
+from mmib.entry import run_stage  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(stages.main("calibrate"))
+    sys.exit(run_stage("calibrate"))

@@ -15,8 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # no editable install needed
 
-from mmib.data import dataset_entry, load_dataset, prepare, read_params, resolve_data_root  # noqa: E402
-from mmib.data.processed import PROCESSED_DIR, summarize, write_processed  # noqa: E402
+from mmib.entry import stage_process  # noqa: E402
 from mmib.errors import InputError  # noqa: E402
 
 
@@ -24,19 +23,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help="a name from the `catalog:` section of params.yaml")
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
-    parser.add_argument("--out", default=str(PROCESSED_DIR), help="output folder")
+    parser.add_argument("--out", default=None, help="output folder (default data/processed)")
     args = parser.parse_args(argv)
     try:
-        params = read_params(args.params)
-        entry = dataset_entry(params, args.dataset, args.params)
-        scaling = (params.get("preprocess") or {}).get("scaling", "minmax")
-        data = load_dataset(entry, args.dataset, resolve_data_root(params))
-        arrays = prepare(data, scaling, entry.expect.n_clusters)
-        npz, js = write_processed(args.dataset, arrays, summarize(data, entry, arrays, scaling),
-                                  args.out)
+        with stage_process(f"preprocess@{args.dataset}", args.params):
+            return _preprocess(args)
     except InputError as exc:
         print(f"preprocess {args.dataset}: {exc}", file=sys.stderr)
         return 2
+
+
+def _preprocess(args: argparse.Namespace) -> int:
+    """The stage's work; its imports are here, after stage_process bound this process to its launcher."""
+    from mmib.data import dataset_entry, load_dataset, prepare, read_params, resolve_data_root
+    from mmib.data.processed import PROCESSED_DIR, summarize, write_processed
+
+    params = read_params(args.params)
+    entry = dataset_entry(params, args.dataset, args.params)
+    scaling = (params.get("preprocess") or {}).get("scaling", "minmax")
+    data = load_dataset(entry, args.dataset, resolve_data_root(params))
+    arrays = prepare(data, scaling, entry.expect.n_clusters)
+    npz, js = write_processed(args.dataset, arrays, summarize(data, entry, arrays, scaling),
+                              args.out or PROCESSED_DIR)
     dims = "x".join(str(arrays[f"view{i}"].shape[1]) for i in range(len(data.views)))
     print(f"preprocess {args.dataset}: {arrays['view0'].shape[0]} samples, views {dims}, "
           f"{entry.expect.n_clusters} clusters, scaling {scaling} -> {npz}, {js}")

@@ -56,6 +56,21 @@ def _pin_params() -> Path:
 PINNED_PARAMS = _pin_params()
 mmib.config.DEFAULT_PARAMS = PINNED_PARAMS
 
+from shipped_params import write_shipped_params
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shipped_default_params(tmp_path_factory):
+    """The library's defaults (``mmib.config.DEFAULT_PARAMS``: ``CLIB()`` without params, the
+    shipped recipe of ``mmib.experiments``) are the shipped params in tests, not the workspace's
+    (see tests/shipped_params.py)."""
+    import mmib.config
+
+    path = write_shipped_params(tmp_path_factory.mktemp("shipped") / "params.yaml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mmib.config, "DEFAULT_PARAMS", path)
+        yield path
+
 
 @pytest.fixture(scope="module")
 def one_torch_thread():

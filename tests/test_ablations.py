@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from mmib import ablations
-from mmib.config import DEFAULT_PARAMS
+from shipped_params import shipped_params
 
 import yaml
 
-BASE = yaml.safe_load(DEFAULT_PARAMS.read_text())
+BASE = shipped_params()
 
 
 def variant(**calibrate) -> dict:

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from mmib import baselines as bl
-from mmib.config import DEFAULT_PARAMS, REPO_ROOT, parse_params
+from mmib.config import REPO_ROOT, parse_params
+from shipped_params import shipped_params
 from mmib.errors import InputError
 
 C, N_PER = 3, 30
@@ -129,7 +130,7 @@ def test_stage_writes_json(blobs, tmp_path, monkeypatch):
     (tmp_path / "data" / "processed").mkdir(parents=True)
     np.savez(tmp_path / "data" / "processed" / "tiny.npz", view0=views[0], view1=views[1],
              labels=y.astype(np.int64), n_clusters=np.array([C]))
-    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw = shipped_params()
     raw.update(datasets=["tiny"], seeds=SEEDS)
     params = parse_params(raw)
     out = stages.baselines("tiny", params)

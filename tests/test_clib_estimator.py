@@ -17,6 +17,7 @@ import torch
 
 from mmib.config import CalibrateParams, LossSwitches, LossWeights, ModelParams, WarmupParams
 from mmib.errors import InputError
+from mmib.state_io import state_bytes
 from switches import PAPER_CALIBRATE, PAPER_WARMUP
 from mmib.methods.clib import STATE_FORMAT, CLIB
 
@@ -162,10 +163,7 @@ def test_warmup_state_round_trip_then_calibration_equals_one_fit(fitted, views):
     warm = make_clib(seed=0).fit_warmup(views)
     state = warm.state()
     assert state["format"] == STATE_FORMAT and state["stages_done"] == ["warmup"]
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    buf.seek(0)
-    resumed = make_clib(seed=0).load_state(torch.load(buf, weights_only=True))
+    resumed = make_clib(seed=0).load_state(torch.load(io.BytesIO(state_bytes(state)), weights_only=True))
     resumed.fit_calibration(views)
     assert np.array_equal(resumed.predict_proba(views), fitted.predict_proba(views))
     assert resumed.history_["calibrate"]["loss"] == fitted.history_["calibrate"]["loss"]

@@ -7,13 +7,14 @@ import copy
 import pytest
 import yaml
 
-from mmib.config import DEFAULT_PARAMS, Params, default_params, load_params, parse_params
+from mmib.config import Params, default_params, load_params, parse_params
 from mmib.errors import InputError
+from shipped_params import shipped_params
 
 
 @pytest.fixture(scope="module")
 def raw() -> dict:
-    return yaml.safe_load(DEFAULT_PARAMS.read_text())
+    return shipped_params()
 
 
 def edited(raw: dict, dotted: str, value=None, *, delete: bool = False) -> dict:
@@ -30,7 +31,7 @@ def edited(raw: dict, dotted: str, value=None, *, delete: bool = False) -> dict:
 
 
 def test_repository_params_load():
-    p = load_params(DEFAULT_PARAMS)
+    p = parse_params(shipped_params())
     assert isinstance(p, Params)
     assert p.method == "clib"
     assert p.calibrate.screening in ("s1", "s2", "s3", "maxprob")

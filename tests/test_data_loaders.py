@@ -14,10 +14,10 @@ import pytest
 import scipy.io
 import scipy.sparse
 
-from mmib.config import DEFAULT_PARAMS
 from mmib.data import (MultiViewData, dataset_entry, expected_files, load, load_dataset,
-                       parse_entry, read_params, resolve_data_root)
+                       parse_entry, resolve_data_root)
 from mmib.errors import InputError
+from shipped_params import shipped_params
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"   # real benchmark files; absent on a user machine
@@ -31,7 +31,7 @@ def _no_env_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def params() -> dict[str, Any]:
-    return {**read_params(DEFAULT_PARAMS), "data_root": str(SHARED)}
+    return {**shipped_params(), "data_root": str(SHARED)}
 
 
 def load_toy(root: Path, raw: dict[str, Any], name: str = "toy") -> MultiViewData:

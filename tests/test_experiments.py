@@ -51,13 +51,13 @@ def test_no_experiments():
 
 
 def test_write_ablations_writes_tables_and_heatmaps(tmp_path, monkeypatch):
-    import yaml
 
-    from mmib.config import DEFAULT_PARAMS, REPO_ROOT
+    from mmib.config import REPO_ROOT
     from mmib.experiments import write_ablations
+    from shipped_params import shipped_params
 
     monkeypatch.chdir(REPO_ROOT)  # the papers' table is read from the repository
-    base = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    base = shipped_params()
     records = [{"name": f"a{a}", "params": {**base, "alpha": a},
                 "metrics": {"mfeat": {m: {"mean": 10 * a, "std": 0.0} for m in ("acc", "nmi", "ece")}}}
                for a in (0.1, 0.5)]

@@ -12,10 +12,10 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from mmib import stages
-from mmib.config import DEFAULT_PARAMS, parse_params
+from mmib.config import parse_params
+from shipped_params import shipped_params
 from mmib.methods import registry
 from mmib.report import METHOD_ROWS, dataset_rows
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_params(method: str):
-    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw = shipped_params()
     raw.update(datasets=[DATASET], seeds=[0], device="cpu", method=method)
     raw["model"].update(latent_dim=4, encoder_width=8, head_width=8, mine_width=8)
     raw["warmup"].update(epochs=1, batch_size=16)

@@ -48,10 +48,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from mmib import stages
-from mmib.config import DEFAULT_PARAMS, Params, parse_params
+from mmib.config import Params, parse_params
+from shipped_params import shipped_params
 from mmib.data import processed as processed_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,8 +128,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_params() -> Params:
-    """The repository's params.yaml with tiny widths, 1 epoch per stage, one seed, CPU."""
-    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    """The shipped params with tiny widths, 1 epoch per stage, one seed, CPU."""
+    raw = shipped_params()
     raw.update(datasets=[DATASET], seeds=[0], device="cpu")
     raw["model"].update(latent_dim=4, encoder_width=8, head_width=8, mine_width=8)
     raw["warmup"].update(epochs=1, batch_size=16)

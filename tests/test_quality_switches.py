@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from mmib import losses
-from mmib.config import (DEFAULT_PARAMS, CalibrateParams, LossSwitches, LossWeights, ModelParams, WarmupParams,
-                         load_params)
+from mmib.config import CalibrateParams, LossSwitches, LossWeights, ModelParams, WarmupParams, parse_params
 from mmib.methods.clib import CLIB
 from mmib.recipes import PAPER_READING, apply_overrides
+from shipped_params import shipped_params
 from switches import PAPER_CALIBRATE, PAPER_WARMUP
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -263,7 +263,7 @@ def test_screening_agreement_keeps_only_pairs_whose_label_is_the_cluster_heads_a
 
 # ---------------------------------------------------------------- the recipes
 def test_paper_reading_overrides_every_quality_switch_of_params_yaml():
-    raw = load_params(DEFAULT_PARAMS).model_dump()
+    raw = parse_params(shipped_params()).model_dump()
     paper = apply_overrides(raw, PAPER_READING)
     assert paper["warmup"]["preservation"] == "mine"
     assert paper["calibrate"]["targets"] == "cluster_mean"
@@ -277,7 +277,7 @@ def test_paper_reading_overrides_every_quality_switch_of_params_yaml():
 def test_recipe_label_tells_the_paper_reading_the_shipped_default_and_custom_runs():
     from mmib.recipes import recipe_label
 
-    shipped = load_params(DEFAULT_PARAMS).model_dump()
+    shipped = parse_params(shipped_params()).model_dump()
     paper = apply_overrides(shipped, PAPER_READING)
     assert recipe_label(paper, shipped) == "paper"
     assert recipe_label({"alpha": 0.5}, shipped) == "paper"  # a run from before the switches existed

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from mmib import report as rp
-from mmib.config import DEFAULT_PARAMS, parse_params
+from mmib.config import parse_params
+from shipped_params import shipped_params
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CSV = REPO / "data" / "reference" / "paper_tables.csv"
@@ -64,7 +64,7 @@ def built(tmp_path, monkeypatch) -> tuple[str, pd.DataFrame]:
     bench.write_text("".join(json.dumps({"dataset": "caltech_2v", "recipe": recipe, "seed": s, "acc": acc,
                                          "nmi": 30.0, "ari": 20.0, "ece": 10.0 + s}) + "\n"
                              for recipe, s, acc in (("paper", 0, 40.0), ("paper", 1, 44.0), ("default", 0, 99.0))))
-    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw = shipped_params()
     raw.update(datasets=["caltech_2v", "mfeat"], seeds=[0, 1, 2])
     raw["report"]["benchmark"] = "benchmarks/quality.jsonl"
     stages.report(parse_params(raw), paper_path=PAPER_CSV)
@@ -162,10 +162,10 @@ def test_paper_values_fall_back_to_msdib_table():
 
 def test_paper_names_cover_the_csv_datasets():
     """Every dataset of the papers' tables has a name mapping in params.yaml, spelled as in the CSV."""
-    names = yaml.safe_load(DEFAULT_PARAMS.read_text())["report"]["paper_names"]
+    names = shipped_params()["report"]["paper_names"]
     in_csv = set(pd.read_csv(PAPER_CSV)["dataset"])
     assert set(names.values()) == in_csv
-    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw = shipped_params()
     assert set(names) <= set(raw["catalog"])
 
 
@@ -190,7 +190,7 @@ def test_missing_input_is_an_input_error(tmp_path, monkeypatch):
     from mmib.errors import InputError
 
     monkeypatch.chdir(tmp_path)
-    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw = shipped_params()
     raw.update(datasets=["caltech_2v"])
     with pytest.raises(InputError, match="evaluate output missing"):
         stages.report(parse_params(raw), paper_path=PAPER_CSV)

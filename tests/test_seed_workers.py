@@ -17,10 +17,10 @@ import os, sys, time
 sys.path.insert(0, {str(SRC)!r})
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
-from mmib.stages import _die_with_parent
+from mmib.lifeline import die_with_parent
 
 if __name__ == "__main__":
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_die_with_parent) as pool:
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=die_with_parent) as pool:
         print(pool.submit(os.getpid).result(), flush=True)
         pool.submit(time.sleep, 120).result()
 """

@@ -75,12 +75,6 @@ def write_npz(target: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
                 zf.writestr(info, buf.getvalue())
 
 
-def save_torch(target: str | os.PathLike, obj: Any) -> None:
-    """``torch.save`` atomically, byte-identical for an identical ``obj``: saved to memory first,
-    because torch names the archive's folder after the file it writes (here a random temp name)."""
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
+def write_bytes(target: str | os.PathLike, data: bytes) -> None:
     with atomic_path(target) as tmp:
-        Path(tmp).write_bytes(buf.getvalue())
+        tmp.write_bytes(data)

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from mmib import plots
-from mmib.atomic_io import atomic_path, save_torch, write_json, write_text
+from mmib.atomic_io import atomic_path, write_json, write_text
 from mmib.config import Params, load_params
 from mmib.errors import InputError
+from mmib.state_io import load_state, save_state
 
 MODELS = Path("models")
 METRICS = Path("metrics")
@@ -67,21 +68,6 @@ def _training_views(dataset: str) -> tuple[list[np.ndarray], int]:
     return views, n_clusters
 
 
-def _load_torch(path: Path, stage_hint: str) -> dict:
-    import torch
-
-    if not path.exists():
-        raise InputError("model state not found", file=str(path),
-                         fix=f"run `dvc repro {stage_hint}` first")
-    try:
-        # weights only: tensors and plain types, so a state from a shared remote or another
-        # experiment cannot run code when it is loaded (a pickle of anything else is refused)
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated, foreign or unsafe file
-        raise InputError(f"cannot read the model state ({exc.__class__.__name__})", file=str(path),
-                         fix=f"re-run `dvc repro -f {stage_hint}`") from None
-
-
 def _curves_frame(histories: dict[int, dict[str, list[float]]]) -> pd.DataFrame:
     frames = []
     for seed, hist in histories.items():
@@ -101,8 +87,8 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 # ---------------------------------------------------------------- training stages
 def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int) -> tuple[dict, str, dict]:
-    """Train one seed (in a worker process on the CPU); returns its state, device name and
-    history (with the wall-clock times a state leaves out).
+    """Train one seed (in a worker process on the CPU); returns its state, device name and this
+    stage's history with the timings (which the state leaves out: they go to MLflow and the curves).
 
     On the CPU every seed runs on exactly one torch thread, whatever the
     number of workers, so the numbers do not depend on the machine's cores.
@@ -122,9 +108,9 @@ def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: 
     if stage == "warmup":
         model.fit_warmup(views, *supervision)
     else:
-        model.load_state(_load_torch(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
+        model.load_state(load_state(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
         model.fit_calibration(views, *supervision)
-    return model.state(), str(model.device_), model.history_
+    return model.state(), str(model.device_), model.history_[stage]
 
 
 def _supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,58 +131,6 @@ def _supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, n
     return targets, stratified_split(targets, params.omib.test_fraction, seed)[0]
 
 
-def _die_with_parent() -> None:
-    """Worker initializer: on Linux, end this worker when the stage process dies (e.g. killed)."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the worker ends after its current seed
-
-
-def _parent_of(pid: int) -> int | None:
-    """The parent pid of ``pid`` from /proc (Linux), None where there is no /proc or no such process."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _end_with_launcher(poll_seconds: float = 1.0) -> None:
-    """A stage process ends when the ``dvc repro`` that launched it dies, even by ``kill -9``:
-    otherwise it trains on and writes outputs behind DVC's back.
-
-    DVC runs a stage as ``sh -c <cmd>``, and dash does not exec the command, so
-    the process tree is dvc -> sh -> python: when dvc is killed, ``sh`` lives
-    on (re-parented) and so would we. A daemon thread watches the chain: our
-    parent and, when that parent is the shell, its parent; once either is
-    re-parented (its launcher died) the stage sends itself SIGTERM. Linux's
-    PR_SET_PDEATHSIG covers the parent's own death at once.
-    """
-    import os
-    import signal
-    import threading
-    import time
-
-    _die_with_parent()
-    parent = os.getppid()
-    grandparent = _parent_of(parent)
-
-    def orphaned() -> bool:
-        if os.getppid() != parent:
-            return True
-        return grandparent is not None and _parent_of(parent) != grandparent
-
-    def watch() -> None:
-        while not orphaned():
-            time.sleep(poll_seconds)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="end-with-launcher", daemon=True).start()
-
-
 def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict, str, dict]]:
     """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
 
@@ -209,6 +143,7 @@ def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict,
     import os
     from concurrent.futures import ProcessPoolExecutor
 
+    from mmib.lifeline import die_with_parent
     from mmib.runtime import resolve_device
 
     seeds = list(params.seeds)
@@ -218,7 +153,7 @@ def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict,
         return [_fit_seed(*job) for job in jobs]
     # spawn, not fork: forking after torch has started its thread pools can hang
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_die_with_parent) as pool:
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         return list(pool.map(_fit_seed, *zip(*jobs)))
 
 
@@ -231,14 +166,14 @@ def train(stage: str, dataset: str, params: Params) -> None:
     results = _fit_all_seeds(stage, dataset, params)
     if stage == "calibrate" and params.method == "clib" and params.calibrate.confidence != "head":
         _set_temperatures(dataset, params, [state for state, _, _ in results])
-    histories = {seed: history[stage] for seed, (_, _, history) in zip(params.seeds, results)}
+    histories = {seed: history for seed, (_, _, history) in zip(params.seeds, results)}
     for seed, (_, device, _) in zip(params.seeds, results):
         with tracking.start_stage_run(stage, dataset, declared, seed=seed, device=device) as run:
             run.log_curve(histories[seed])
             run.log_metrics({f"final_{k}": v[-1] for k, v in histories[seed].items() if v})
     # write every seed's state only after all succeeded: a failure leaves old outputs intact
     for seed, (state, _, _) in zip(params.seeds, results):
-        save_torch(model_path(dataset, stage, seed), state)
+        save_state(model_path(dataset, stage, seed), state)
     _write_csv(curves_path(dataset, stage), _curves_frame(histories))
     print(f"{stage} {dataset}: {len(params.seeds)} seed(s) -> {MODELS / dataset / stage}")
 
@@ -279,7 +214,7 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
     traced = TracedSeeds()
     models = {}
     for seed in params.seeds:
-        state = _load_torch(model_path(dataset, "calibrate", seed), f"calibrate@{dataset}")
+        state = load_state(model_path(dataset, "calibrate", seed), f"calibrate@{dataset}")
         model = models[seed] = registry.restore(state, params, n_clusters, seed)
         method = registry.method_of_state(state)
         # the supervised reference is scored on its held-out split only
@@ -422,7 +357,7 @@ def _tsne_figure(dataset: str, params: Params, views: list[np.ndarray], labels: 
     if cfg.tsne_max_samples == 0:
         return []
     seed = params.seeds[0]
-    warm = registry.restore(_load_torch(model_path(dataset, "warmup", seed), f"warmup@{dataset}"),
+    warm = registry.restore(load_state(model_path(dataset, "warmup", seed), f"warmup@{dataset}"),
                             params, n_clusters, seed)
     snapshots = {}
     for name, model in (("end of warm-up", warm), ("end of training", final_model)):
@@ -560,10 +495,13 @@ def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFram
 # ---------------------------------------------------------------- CLI wrapper
 def run_cli(fn: Callable[..., Any], *args: Any, params_path: str = "params.yaml") -> int:
     """Run a stage function; bad input becomes a one-paragraph message and exit status 2."""
+    from mmib.data.freshness import check_sources_unchanged
+
     try:
         params = load_params(params_path)
         for dataset in args:
             check_dataset_declared(dataset, params)
+            check_sources_unchanged(dataset, params.model_dump())
         fn(*args, params)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -585,8 +523,11 @@ WHOLE_RUN_STAGES = ("summarize", "report")  # stages over all `datasets`, no dat
 
 
 def main(stage: str, argv: list[str] | None = None) -> int:
-    """Command line of one stage: ``<stage>.py [dataset] [--params params.yaml]``."""
+    """Command line of one stage: ``<stage>.py [dataset] [--params params.yaml]``, bound to its
+    launcher and under the repository's stage lock (:mod:`mmib.entry`)."""
     import argparse
+
+    from mmib.entry import stage_process
 
     parser = argparse.ArgumentParser(prog=f"pipeline/{stage}.py", description=f"DVC stage {stage}")
     per_dataset = stage not in WHOLE_RUN_STAGES
@@ -594,9 +535,13 @@ def main(stage: str, argv: list[str] | None = None) -> int:
         parser.add_argument("dataset", help="a name from the `catalog:` section of params.yaml")
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     args = parser.parse_args(argv)
-    _end_with_launcher()
     datasets = [args.dataset] if per_dataset else []
-    return run_cli(STAGES[stage], *datasets, params_path=args.params)
+    try:
+        with stage_process("@".join([stage, *datasets]), args.params):
+            return run_cli(STAGES[stage], *datasets, params_path=args.params)
+    except InputError as exc:  # another run in the way
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def check_dataset_declared(dataset: str, params: Params) -> None:

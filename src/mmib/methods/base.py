@@ -54,8 +54,7 @@ def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
     return torch.optim.Adam(list(params), lr=lr, weight_decay=weight_decay, fused=True)
 
 
-TIMING_KEYS = ("epoch_seconds",)
-"""History keys that hold wall-clock times: kept in ``history_``, never in a saved state."""
+TIMING_KEYS = ("epoch_seconds",)  # per-epoch wall-clock records: never part of a saved state
 
 
 class EstimatorBase:
@@ -157,15 +156,17 @@ class EstimatorBase:
             "seed": self.seed,
             "stages_done": list(self.stages_done_),
             "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-            "history": self._saved_history(),
         }
 
-    def _saved_history(self) -> dict[str, dict[str, list[float]]]:
-        """The per-epoch records without wall-clock times (:data:`TIMING_KEYS`): the same params
-        give the same state bytes, so DVC does not see a forced re-run as a change; the times
-        reach MLflow and the curves CSV from ``history_``."""
-        return {stage: {k: list(v) for k, v in h.items() if k not in TIMING_KEYS}
-                for stage, h in self.history_.items()}
+    def saved_history(self) -> dict[str, dict[str, list[float]]]:
+        """``history_`` as a saved state keeps it: without the wall-clock timings (``TIMING_KEYS``).
+
+        Timings differ between identical runs; in a state file they would give
+        DVC a new hash for the same model and re-run every stage after it.
+        They stay in ``history_`` for MLflow and the curves CSV.
+        """
+        return {stage: {k: list(v) for k, v in hist.items() if k not in TIMING_KEYS}
+                for stage, hist in self.history_.items()}
 
     def _record(self, hist: dict, sums: dict, n_batches: int, t0: float) -> None:
         """Append per-epoch means of the batch values (one device sync per epoch)."""

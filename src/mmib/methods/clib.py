@@ -412,6 +412,7 @@ class CLIB(WeightedFusionEstimator):
         return {
             **self._common_state(STATE_FORMAT),
             "mine_log_ema": [None if e is None else float(e) for e in self._mine_log_ema],
+            "history": self.saved_history(),
             "trace": self.trace_.to_state(),
             "temperature": self.temperature_,
         }

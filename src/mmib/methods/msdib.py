@@ -172,6 +172,7 @@ class MSDIB(WeightedFusionEstimator):
         return {
             **self._common_state(STATE_FORMAT),
             "config": self.config.model_dump(),
+            "history": self.saved_history(),
         }
 
     def load_state(self, state: dict[str, Any]) -> "MSDIB":

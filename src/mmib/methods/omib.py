@@ -421,6 +421,7 @@ class OMIB(EstimatorBase):
             "test_idx": self.test_idx_.tolist(),
             "bound": None if self.bound_ is None else {k: (list(v) if isinstance(v, list) else v)
                                                         for k, v in self.bound_.items()},
+            "history": self.saved_history(),
         }
 
     def load_state(self, state: dict[str, Any]) -> "OMIB":

@@ -25,17 +25,6 @@ def _stack(rows: list[np.ndarray]) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.int16)
 
 
-def _tensor(a: np.ndarray | None) -> torch.Tensor | None:
-    return None if a is None else torch.from_numpy(np.ascontiguousarray(a))
-
-
-def _array(t: Any) -> np.ndarray | None:
-    """A saved trace field as numpy (tensors since weights-only states; arrays before)."""
-    if t is None:
-        return None
-    return t.numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-
-
 @dataclass
 class TrainingTrace:
     """Snapshots of one seed's training. ``calibrate[0]`` is the state after the cold start
@@ -63,7 +52,7 @@ class TrainingTrace:
         self.first_calibration_proba = self.first_calibration_quality = None
 
     def to_state(self) -> dict[str, Any]:
-        """Tensors and None only, so a state loads with ``torch.load(weights_only=True)``."""
+        """As tensors: a saved state holds tensors and plain values only (:mod:`mmib.state_io`)."""
         return {"warmup": _tensor(_stack(self.warmup)), "calibrate": _tensor(_stack(self.calibrate)),
                 "first_calibration_proba": _tensor(self.first_calibration_proba),
                 "first_calibration_quality": _tensor(self.first_calibration_quality)}
@@ -76,3 +65,11 @@ class TrainingTrace:
         return cls(warmup=list(_array(state["warmup"])), calibrate=list(_array(state["calibrate"])),
                    first_calibration_proba=_array(state.get("first_calibration_proba")),
                    first_calibration_quality=_array(state.get("first_calibration_quality")))
+
+
+def _tensor(a: np.ndarray | None) -> torch.Tensor | None:
+    return None if a is None else torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _array(t: Any) -> np.ndarray | None:
+    return None if t is None else np.asarray(t)

@@ -1,0 +1,61 @@
+"""The params the tests build on: params.yaml's values as committed (git HEAD), not the workspace's.
+
+`dvc exp run -S alpha=0.3` leaves the workspace's params.yaml at alpha 0.3
+(DVC applies the last experiment to the workspace); a test reading that file
+would test the user's last experiment instead of the shipped recipe, and
+fail. Every value therefore comes from `git show HEAD:params.yaml`. The keys
+follow the workspace file, so a param being added or removed (with its
+code, not committed yet) is there with its workspace value, or gone: the
+fixture always fits the code under test. Outside a git checkout the
+workspace file is all there is.
+
+conftest.py points `mmib.config.DEFAULT_PARAMS` (the library's defaults,
+e.g. `CLIB()` without params) at the same values for the whole session.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKSPACE_PARAMS = REPO / "params.yaml"
+
+
+@functools.cache
+def _committed() -> Any:
+    try:
+        text = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return yaml.safe_load(text)
+
+
+def _overlay(workspace: Any, committed: Any) -> Any:
+    """The workspace's keys with the committed values (lists are values)."""
+    if isinstance(workspace, dict) and isinstance(committed, dict):
+        return {k: _overlay(v, committed[k]) if k in committed else v for k, v in workspace.items()}
+    return committed
+
+
+@functools.cache
+def _shipped() -> dict:
+    workspace = yaml.safe_load(WORKSPACE_PARAMS.read_text())
+    committed = _committed()
+    return workspace if committed is None else _overlay(workspace, committed)
+
+
+def shipped_params() -> dict:
+    """A fresh copy of the shipped params (tests may edit it)."""
+    return copy.deepcopy(_shipped())
+
+
+def write_shipped_params(path: Path) -> Path:
+    path.write_text(yaml.safe_dump(shipped_params(), sort_keys=False))
+    return path
