@@ -112,7 +112,3 @@ def reference_partitions(views: Sequence[np.ndarray], n_clusters: int, mode: str
 
     return [ncuts_predict(concatenate_views(views), n_clusters, seed)]
 
-
-def seed_agreement_temperatures(probas: Sequence[np.ndarray]) -> list[float]:
-    """One temperature per seed from the other seeds' agreement alone (``calibrate.confidence: seeds``)."""
-    return agreement_temperatures(probas)
