@@ -204,7 +204,7 @@ def test_caliH_reduction_mean_divides_eq7_by_the_number_of_views(views):
 
 @pytest.mark.parametrize("switch", [{"targets": "hungarian"}, {"pseudo_clusters": "spectral"},
                                     {"pseudo_clusters": "head"}, {"cold_start_clusters": "spectral"},
-                                    {"screening_rank": "maxprob"}])
+                                    {"cold_start_clusters": "spectral_views"}, {"screening_rank": "maxprob"}])
 def test_stage_two_switches_train_and_change_the_model(views, switch):
     base = make().fit(views).predict_proba(views)
     other = make(calibrate=switch).fit(views).predict_proba(views)
@@ -245,6 +245,31 @@ def test_spectral_cold_start_fits_the_heads_to_a_normalized_cut_and_seeds_kmeans
     assert np.array_equal(labels, ncuts_predict(x, C, (model.seed * 7919 - 1) % (2**31 - 1)))
     means = np.stack([x[labels == k].mean(axis=0) for k in range(C)])
     assert np.allclose(model._kmeans_centers, means)
+
+
+def test_joint_features_give_each_block_unit_mean_squared_norm():
+    from mmib.baselines import joint_features
+
+    fused = np.array([[0.0, 2.0], [2.0, 0.0]])  # centred: +-[1, -1], squared norm 2 -> scale sqrt(2)
+    views = [np.array([[1.0], [3.0]]), np.array([[5.0], [5.0]])]  # raw block centred: +-[1, 0], norm 1
+    s = 1 / np.sqrt(2)
+    expected = np.array([[-s, s, -1.0, 0.0], [s, -s, 1.0, 0.0]])
+    assert np.allclose(joint_features(fused, views), expected)
+
+
+def test_spectral_views_cold_start_cuts_fused_and_raw_views_and_keeps_centroids_in_fused_space(views):
+    from mmib.baselines import joint_features, ncuts_predict
+
+    model = make(calibrate={"cold_start_clusters": "spectral_views", "pseudo_clusters": "kmeans"})
+    model.fit_warmup(views)
+    fused = model.transform(views).astype(np.float64)
+    xs = [torch.from_numpy(v) for v in views]
+    model._cold_start(xs, torch.Generator().manual_seed(0), {})
+    labels = ncuts_predict(joint_features(fused, views), C, (model.seed * 7919 - 1) % (2**31 - 1))
+    means = np.stack([fused[labels == k].mean(axis=0) for k in range(C)])
+    assert np.allclose(model._kmeans_centers, means, atol=1e-5)
+    model.fit_calibration(views)  # per-epoch K-Means warm-starts from those centroids
+    assert np.allclose(model.predict_proba(views).sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_screening_agreement_keeps_only_pairs_whose_label_is_the_cluster_heads_argmax(views):

@@ -81,7 +81,7 @@ class CalibrateParams(_Strict):
     con_reduction: Literal["sum", "mean"]
     warmup_free: bool
     cal_heads_backprop: bool
-    cold_start_clusters: Literal["kmeans", "spectral"]  # the partition the cold start fits the heads to
+    cold_start_clusters: Literal["kmeans", "spectral", "spectral_views"]  # the partition the cold start fits the heads to
     pseudo_clusters: Literal["kmeans", "spectral", "head"]  # Q_c of Section 3.2.1, every epoch
     targets: Literal["cluster_mean", "hungarian"]    # q_c (Eq. 7) or matched hard Q_c labels
     screening_rank: Literal["score", "maxprob"]      # which K_m samples Eq. 9 keeps

@@ -295,12 +295,16 @@ class CLIB(WeightedFusionEstimator):
             rs = (self.seed * 7919 + salt) % (2**31 - 1)
             x = features.detach().cpu().numpy().astype(np.float64)
             labels = ncuts_predict(x, self.n_clusters, rs)
-            self._kmeans_centers = np.stack([x[labels == k].mean(axis=0) if np.any(labels == k) else x[k]
-                                             for k in range(self.n_clusters)])
+            self._kmeans_centers = self._cluster_means(x, labels)
             return labels, float("nan")
         km = self._kmeans(features, salt, self._kmeans_centers)
         self._kmeans_centers = km.cluster_centers_
         return km.labels_, float(km.inertia_)
+
+    def _cluster_means(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Each cluster's mean row of ``x`` (row k for an empty cluster k): centroids to warm-start K-Means."""
+        return np.stack([x[labels == k].mean(axis=0) if np.any(labels == k) else x[k]
+                         for k in range(self.n_clusters)])
 
     def _eval_outputs(self, xs: list[torch.Tensor]) -> tuple[Encoded, torch.Tensor, list[torch.Tensor]]:
         """Encodings on the posterior means, cluster-head and calibration-head probabilities (eval mode)."""
@@ -324,7 +328,8 @@ class CLIB(WeightedFusionEstimator):
         self.trace_.add_warmup(km.labels_)
 
     def _cold_start(self, xs: list[torch.Tensor], gen: torch.Generator, hist: dict) -> None:
-        """Fit the heads on K-Means labels of the fused features, encoders frozen (METHOD.md)."""
+        """Fit the heads on a partition of the fused features (``calibrate.cold_start_clusters``: K-Means as
+        METHOD.md, a normalized cut of h^f, or of h^f beside the raw views), encoders frozen."""
         hist["cold_start_loss"] = []
         if self.calibrate.cold_start_epochs == 0:
             return
@@ -332,7 +337,14 @@ class CLIB(WeightedFusionEstimator):
         net.eval()
         with torch.no_grad():
             enc = net.encode(xs, sample=False)
-        labels, _ = self._pseudo_clusters(enc.fused, salt=-1, mode=self.calibrate.cold_start_clusters)
+        mode, features = self.calibrate.cold_start_clusters, enc.fused
+        if mode == "spectral_views":  # h^f and the raw views, one block each (baselines.joint_features)
+            from mmib.baselines import joint_features
+            features = torch.from_numpy(joint_features(enc.fused.cpu().numpy(), [x.cpu().numpy() for x in xs]))
+            mode = "spectral"
+        labels, _ = self._pseudo_clusters(features, salt=-1, mode=mode)
+        if features is not enc.fused:  # later K-Means warm starts need centroids in h^f's space
+            self._kmeans_centers = self._cluster_means(enc.fused.cpu().numpy().astype(np.float64), labels)
         labels = torch.from_numpy(labels).long().to(self.device_)
         opt = _adam(net.head_parameters(), self.calibrate.lr, 0.0)
         net.cluster_head.train()
