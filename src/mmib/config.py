@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -116,7 +116,7 @@ class ReportParams(_Strict):
 
 class Params(_Strict):
     datasets: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)  # distinct (checked below): one model per seed
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(min_length=1)  # distinct (checked below)
     method: Literal["clib", "msdib", "omib"]
     data_root: str
     device: Literal["auto", "cpu", "cuda"]
@@ -155,6 +155,8 @@ def _fix_for(loc: str, err: dict) -> str:
         return f"remove '{loc}' or correct its spelling"
     if kind == "finite_number":
         return f"set '{loc}' to a finite number (inf and nan are not values a run can use)"
+    if "ge" in ctx and "le" in ctx:
+        return f"set '{loc}' to a value in [{ctx['ge']}, {ctx['le']}]"
     if "ge" in ctx:
         return f"set '{loc}' to a value >= {ctx['ge']}"
     if "gt" in ctx:

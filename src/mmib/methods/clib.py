@@ -32,6 +32,7 @@ from mmib.methods.base import WeightedFusionEstimator, _adam, _as_tensors, _batc
 from mmib.methods.clib_model import CLIBNet, Encoded
 from mmib.methods.trace import TrainingTrace
 from mmib.runtime import resolve_device, seed_everything
+from mmib.validation import check_args
 
 STATE_FORMAT = "mmib-clib-1"
 CALIBRATION_SEED_OFFSET = 1_000_003  # stage 2 re-seeds, so a resumed run equals a single fit()
@@ -50,9 +51,10 @@ class CLIB(WeightedFusionEstimator):
                  model: ModelParams | None = None, warmup: WarmupParams | None = None,
                  calibrate: CalibrateParams | None = None, seed: int = 0, device: str = "auto",
                  progress: bool = True) -> None:
-        if n_clusters is None or int(n_clusters) < 2:
-            raise InputError(f"n_clusters must be >= 2, got {n_clusters!r}", field="n_clusters",
-                             fix="pass the number of clusters C")
+        check_args("CLIB", {"model": [ModelParams, None], "warmup": [WarmupParams, None],
+                            "calibrate": [CalibrateParams, None]},
+                   n_clusters=n_clusters, alpha=alpha, beta=beta, model=model, warmup=warmup,
+                   calibrate=calibrate, seed=seed, device=device, progress=progress)
         defaults = None
         if None in (alpha, beta, model, warmup, calibrate):
             defaults = default_params()
@@ -62,8 +64,6 @@ class CLIB(WeightedFusionEstimator):
         self.model = model or defaults.model
         self.warmup = warmup or defaults.warmup
         self.calibrate = calibrate or defaults.calibrate
-        if self.alpha < 0 or self.beta < 0:
-            raise InputError("alpha and beta must be >= 0", field="alpha/beta", fix="use values in [0, 1]")
         self.seed = int(seed)
         self.device = device
         self.progress = progress
