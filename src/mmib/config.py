@@ -167,8 +167,7 @@ def _fix_for(loc: str, err: dict) -> str:
 
 
 def parse_params(raw: dict, source: str | os.PathLike = "params.yaml") -> Params:
-    """Validate a params dict, every catalog entry and the datasets' names; the first problem
-    becomes an ``InputError``."""
+    """Validate a params dict and every catalog entry; the first problem becomes an ``InputError``."""
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
@@ -183,16 +182,12 @@ def parse_params(raw: dict, source: str | os.PathLike = "params.yaml") -> Params
 
 
 def _check_catalog(params: Params, source: str) -> None:
-    """Every catalog entry is valid (not only the datasets of this run) and every dataset has one."""
+    """Every catalog entry is valid and usable, not only those of this run's datasets (a stage
+    checks that its own dataset has an entry)."""
     from mmib.data.catalog import dataset_entry  # the catalog's own strict models
 
     for name in params.catalog:
         dataset_entry({"catalog": params.catalog}, name, source)
-    unknown = [d for d in params.datasets if d not in params.catalog]
-    if unknown:
-        raise InputError(f"dataset(s) {unknown} have no catalog entry; the catalog knows: "
-                         f"{', '.join(params.catalog)}", file=source, field="datasets",
-                         fix="use names from `catalog:`, or add an entry for each (see data/raw/README.md)")
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> Params:

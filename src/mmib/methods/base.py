@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mmib.divergence import check_finite, loss_params
 from mmib.errors import InputError
 from mmib.runtime import resolve_device
 from mmib.validation import check_views
@@ -109,10 +110,16 @@ class EstimatorBase:
             t0 = time.perf_counter()
             batches = _batches(n_rows, batch_size, gen)
             self._record(hist, self._batch_sums(batches, train_batch), len(batches), t0)
+            self._check_finite(hist, epoch, n_epochs, desc)
             if after_epoch is not None:
                 after_epoch(epoch)
             self._show_epoch(bar, epoch, hist[shown][-1], hist["epoch_seconds"][-1])
         return dict(hist)
+
+    def _check_finite(self, hist: Mapping[str, list[float]], epoch: int, n_epochs: int, stage: str) -> None:
+        """Stop a diverged training at this epoch's end (:func:`mmib.divergence.check_finite`)."""
+        check_finite({k: v[-1] for k, v in hist.items() if v and k not in TIMING_KEYS}, epoch + 1, n_epochs,
+                     stage, loss_params(self, stage), self._require_net().parameters())
 
     def _show_epoch(self, bar: tqdm, epoch: int, loss: float, seconds: float) -> None:
         """The epoch's loss on the progress bar; where there is no terminal (DVC stages, CI logs)

@@ -176,6 +176,7 @@ class CLIB(WeightedFusionEstimator):
             if not math.isnan(targets["kmeans_inertia"]):  # no K-Means this epoch: no inertia curve
                 sums["kmeans_inertia"] = targets["kmeans_inertia"] * len(batches)
             self._record(hist, sums, len(batches), t0)
+            self._check_finite(hist, epoch, self.calibration_epochs, "calibrate")
             self._show_epoch(bar, epoch, hist["loss"][-1], hist["epoch_seconds"][-1])
         p_clu, _ = self._eval_outputs(xs)[1:]
         self.trace_.add_calibration(p_clu.cpu().numpy())  # after the last epoch
@@ -337,7 +338,7 @@ class CLIB(WeightedFusionEstimator):
         opt = _adam(net.head_parameters(), self.calibrate.lr, 0.0)
         net.cluster_head.train()
         net.cal_heads.train()
-        for _ in range(self.calibrate.cold_start_epochs):
+        for epoch in range(self.calibrate.cold_start_epochs):
             total, batches = 0.0, _batches(xs[0].shape[0], self.warmup.batch_size, gen)
             for idx in batches:
                 y = labels[idx]
@@ -346,6 +347,7 @@ class CLIB(WeightedFusionEstimator):
                 self._step(opt, loss, net.head_parameters())
                 total = total + loss.detach()
             hist["cold_start_loss"].append(float(total) / max(len(batches), 1))
+            self._check_finite({"loss": hist["cold_start_loss"]}, epoch, self.calibrate.cold_start_epochs, "cold start")
 
     def _epoch_targets(self, xs: list[torch.Tensor], epoch: int) -> dict[str, Any]:
         """Per-epoch targets over all N samples (Section 3.2.1-3.2.2).
