@@ -475,12 +475,12 @@ def summarize(params: Params) -> dict[str, Any]:
         out[dataset] = {k: ev[k] for k in SUMMARY_METRICS if k in ev}
         out[dataset]["lowest_loss_seed"] = {k: ev["lowest_loss_seed"][k] for k in ("seed", "acc", "nmi", "ece")
                                             if k in ev["lowest_loss_seed"]}
-        free = ev.get("label_free") or {}
-        out[dataset]["label_free"] = {k: free[k] for k in ("silhouette", "seed_agreement") if free.get(k)}
         if "hard_samples" in ev:  # Table 5 (CLIB)
             out[dataset]["hard_samples"] = {when: {k: ev["hard_samples"][when][k] for k in ("acc", "nmi", "ece")}
                                             for when in ("first_calibration_epoch", "end")}
-        if ev.get("labels") is False:
+        if ev.get("labels") is False:  # its only scores: the label-free diagnostics (`dvc exp show` columns)
+            free = ev["label_free"]
+            out[dataset]["label_free"] = {k: free[k] for k in ("silhouette", "seed_agreement") if free.get(k)}
             notes.append(f"{dataset}: no labels, so no ACC/NMI/ARI/ECE; assignments in "
                          f"{assignments_path(dataset)}, label-free diagnostics in {path}")
     write_json(METRICS / "metrics.json", out)
