@@ -8,7 +8,7 @@ scikit-learn, NaN probabilities in evaluate). Every training loop calls
 epoch's model, and the error (an :class:`InputError`: the stage exits with
 status 2 and writes nothing) names the epoch and the param most likely at
 fault: of the params that scale that stage's loss (:data:`LOSS_PARAMS`), the
-one furthest above its value in the shipped params.yaml, else the learning rate.
+one furthest above its value in the committed params.yaml, else the learning rate.
 """
 
 from __future__ import annotations
@@ -55,26 +55,42 @@ def loss_params(estimator: Any, stage: str) -> dict[str, float]:
     return values
 
 
-def _shipped() -> dict[str, Any] | None:
-    try:
-        from mmib.config import default_params
+def _reference_params() -> dict[str, Any]:
+    """The params as committed (``git show HEAD:params.yaml``): the workspace's params.yaml holds
+    the failing experiment's values (``dvc exp run -S`` writes them there), so it cannot be the
+    reference. Outside a git checkout, the library's defaults; nothing if neither is readable."""
+    import subprocess
 
+    import yaml
+
+    from mmib.config import REPO_ROOT, default_params
+
+    try:
+        out = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=30)
+        if out.returncode == 0:
+            committed = yaml.safe_load(out.stdout)
+            if isinstance(committed, dict):
+                return committed
+    except (OSError, subprocess.SubprocessError, yaml.YAMLError):
+        pass
+    try:
         return default_params().model_dump()
-    except (InputError, OSError):  # no params.yaml beside the package: name the learning rate
-        return None
+    except (InputError, OSError):
+        return {}
 
 
 def suspect(values: Mapping[str, float]) -> tuple[str, str]:
-    """(field, how it compares with the shipped value) of the param most likely at fault."""
-    shipped = _shipped() or {}
+    """(field, how it compares with the committed value) of the param most likely at fault."""
+    reference = _reference_params()
     ratios = {}
     for name, value in values.items():
-        ref = _lookup(shipped, name)
+        ref = _lookup(reference, name)
         if isinstance(ref, (int, float)) and ref > 0 and value > ref:
             ratios[name] = value / ref
     if ratios:
         name = max(ratios, key=ratios.get)
-        return name, f"{values[name]:g}, {ratios[name]:.3g} times the shipped {_lookup(shipped, name):g}"
+        return name, f"{values[name]:g}, {ratios[name]:.3g} times the committed {_lookup(reference, name):g}"
     name = next(iter(values), "lr")
     return name, f"{values.get(name, float('nan')):g}"
 
@@ -96,5 +112,5 @@ def check_finite(losses: Mapping[str, float], epoch: int, n_epochs: int, stage: 
     others = ", ".join(f"{k}={v:g}" for k, v in params_hint.items() if k != field)
     raise InputError(f"training diverged at epoch {epoch} of {n_epochs} of the {stage} stage, non-finite values: "
                      f"{shown} ({field} is {value}); nothing was saved", field=field,
-                     fix=f"lower {field} (e.g. back to the shipped params.yaml value) and run again"
+                     fix=f"lower {field} (e.g. back to the committed params.yaml value) and run again"
                          + (f"; the other params scaling this stage: {others}" if others else ""))
