@@ -78,7 +78,7 @@ def test_encode_labels() -> None:
 # ---------------------------------------------------------------- validate
 
 def test_validate_accepts_good_data() -> None:
-    validate(toy([np.ones((4, 2)), np.zeros((4, 3))], np.arange(4)), n_clusters=3)
+    validate(toy([np.arange(8.0).reshape(4, 2), np.arange(12.0).reshape(4, 3)], np.arange(4)), n_clusters=3)
 
 
 @pytest.mark.parametrize("data,n_clusters,fragments", [
