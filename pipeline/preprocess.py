@@ -34,15 +34,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _preprocess(args: argparse.Namespace) -> int:
-    """The stage's work; its imports are here, after stage_process bound this process to its launcher."""
-    from mmib.data import dataset_entry, load_dataset, prepare, read_params, resolve_data_root
-    from mmib.data.processed import PROCESSED_DIR, summarize, write_processed
+    """The stage's work; its imports are here, after stage_process bound this process to its launcher.
 
-    params = read_params(args.params)
-    entry = dataset_entry(params, args.dataset, args.params)
-    scaling = (params.get("preprocess") or {}).get("scaling", "minmax")
-    data = load_dataset(entry, args.dataset, resolve_data_root(params))
-    arrays = prepare(data, scaling, entry.expect.n_clusters)
+    params.yaml is validated whole by the same strict model as every other stage
+    (:func:`mmib.config.load_params`): a typo such as ``preprocess.scalng`` stops the stage.
+    """
+    import warnings
+
+    from mmib.config import load_params
+    from mmib.data import dataset_entry, load_dataset, prepare, resolve_data_root
+    from mmib.data.processed import PROCESSED_DIR, summarize, write_processed
+    from mmib.errors import InputWarning
+
+    params = load_params(args.params)
+    raw = params.model_dump()
+    entry = dataset_entry(raw, args.dataset, args.params)
+    scaling = params.preprocess.scaling
+    data = load_dataset(entry, args.dataset, resolve_data_root(raw))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputWarning)
+        arrays = prepare(data, scaling, entry.expect.n_clusters)
+    for warning in caught:
+        if issubclass(warning.category, InputWarning):
+            print(f"preprocess {args.dataset}: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     npz, js = write_processed(args.dataset, arrays, summarize(data, entry, arrays, scaling),
                               args.out or PROCESSED_DIR)
     dims = "x".join(str(arrays[f"view{i}"].shape[1]) for i in range(len(data.views)))

@@ -15,6 +15,7 @@ import yaml
 from mmib.data import (MultiViewData, encode_labels, load_processed, prepare, scale_view,
                        validate, write_processed)
 from mmib.errors import InputError
+from shipped_params import shipped_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +78,7 @@ def test_encode_labels() -> None:
 # ---------------------------------------------------------------- validate
 
 def test_validate_accepts_good_data() -> None:
-    validate(toy([np.ones((4, 2)), np.zeros((4, 3))], np.arange(4)), n_clusters=4)
+    validate(toy([np.arange(8.0).reshape(4, 2), np.arange(12.0).reshape(4, 3)], np.arange(4)), n_clusters=3)
 
 
 @pytest.mark.parametrize("data,n_clusters,fragments", [
@@ -109,7 +110,7 @@ def test_prepare_arrays() -> None:
     assert arrays["labels"].dtype == np.int64
     np.testing.assert_array_equal(arrays["labels"], [0, 1, 0])
     assert int(arrays["n_clusters"]) == 2
-    assert "labels" not in prepare(toy([X]), "none", 2)
+    assert "labels" not in prepare(toy([X, X]), "none", 2)
 
 
 @pytest.mark.parametrize("labels", [np.array([1, 2, 1]), None], ids=["labels", "no_labels"])
@@ -155,12 +156,11 @@ def stage(tmp_path: Path) -> Path:
     np.save(raw / "a.npy", rng.normal(size=(20, 3)))
     np.save(raw / "b.npy", rng.normal(size=(20, 4)))
     np.save(raw / "y.npy", np.arange(20) % 4 + 1)
-    params = {
-        "data_root": "raw", "preprocess": {"scaling": "minmax"},
-        "catalog": {"toy": {"layout": "user", "path": "toy", "views": ["a.npy", "b.npy"],
-                            "labels": "y.npy", "source": "made by the test",
-                            "expect": {"n_samples": 20, "n_clusters": 4, "dims": [3, 4]}}},
-    }
+    params = shipped_params()  # the whole file: preprocess validates it like every stage
+    params.update(data_root="raw", datasets=["toy"], preprocess={"scaling": "minmax"})
+    params["catalog"]["toy"] = {"layout": "user", "path": "toy", "views": ["a.npy", "b.npy"],
+                                "labels": "y.npy", "source": "made by the test",
+                                "expect": {"n_samples": 20, "n_clusters": 4, "dims": [3, 4]}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 

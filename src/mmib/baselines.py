@@ -79,10 +79,14 @@ def _as_matrix(x: np.ndarray, field: str) -> np.ndarray:
     return arr
 
 
-def _check_k(n_samples: int, n_clusters: int) -> None:
-    if not 1 <= n_clusters <= n_samples:
-        raise InputError(f"n_clusters={n_clusters} is not in 1..{n_samples} (the number of samples)",
-                         field="n_clusters", fix="use at most one cluster per sample")
+def _check_k(n_samples: int, n_clusters: int, spectral: bool = False) -> None:
+    """K-Means needs N >= C; a normalized cut embeds the graph in C eigenvectors of an N x N
+    matrix, which needs N > C (the pipeline's documented minimum: C + 1 samples)."""
+    top = n_samples - 1 if spectral else n_samples
+    if not 1 <= n_clusters <= top:
+        raise InputError(f"n_clusters={n_clusters} is not in 1..{top} for {n_samples} samples"
+                         + (" (a normalized cut needs more samples than clusters)" if spectral else ""),
+                         field="n_clusters", fix="use fewer clusters than samples, or add samples")
 
 
 def concatenate_views(views: Sequence[np.ndarray]) -> np.ndarray:
@@ -151,7 +155,7 @@ def ncuts_predict(x: np.ndarray, n_clusters: int, seed: int, affinity: str = "ne
 
     x = _as_matrix(x, "x")
     n = x.shape[0]
-    _check_k(n, n_clusters)
+    _check_k(n, n_clusters, spectral=True)
     if affinity == "nearest_neighbors":
         kwargs: dict[str, Any] = {"n_neighbors": max(1, min(int(n_neighbors), n - 1))}
     elif affinity == "rbf":

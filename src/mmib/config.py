@@ -2,17 +2,21 @@
 
 params.yaml is the single source of truth: no field here has a default, so a
 value can never silently come from code. A bad value raises ``InputError``
-naming params.yaml, the dotted field and the fix.
+naming params.yaml, the dotted field and the fix. Every stage, preprocess
+included, reads params.yaml through :func:`load_params`: the whole file is
+checked, every catalog entry too, so a typo anywhere stops the run at once.
+Numbers must be finite (``-S alpha=inf`` is refused, not trained on).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from mmib.errors import InputError
 from mmib.method_params import MSDIBParams, OMIBParams
@@ -25,7 +29,7 @@ Pos = Field(gt=0)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PreprocessParams(_Strict):
@@ -112,7 +116,7 @@ class ReportParams(_Strict):
 
 class Params(_Strict):
     datasets: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(min_length=1)  # distinct (checked below)
     method: Literal["clib", "msdib", "omib"]
     data_root: str
     device: Literal["auto", "cpu", "cuda"]
@@ -127,16 +131,32 @@ class Params(_Strict):
     omib: OMIBParams
     baselines: BaselinesParams
     report: ReportParams
-    catalog: dict[str, dict[str, Any]]
+    catalog: dict[str, dict[str, Any]]  # each entry is checked by mmib.data.catalog (parse_params)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise PydanticCustomError(
+                "repeated_seed", "seed(s) {repeated} listed more than once: the same model would be trained twice",
+                {"repeated": repeated, "fix": "list each seed once, e.g. seeds: [0, 1, 2]"})
+        return seeds
 
 
 def _fix_for(loc: str, err: dict) -> str:
     kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if "fix" in ctx:
+        return ctx["fix"]
     if kind == "missing":
         return f"add '{loc}' to params.yaml (see the README's parameter table)"
     if kind == "extra_forbidden":
         return f"remove '{loc}' or correct its spelling"
-    ctx = err.get("ctx") or {}
+    if kind == "finite_number":
+        return f"set '{loc}' to a finite number (inf and nan are not values a run can use)"
+    if "ge" in ctx and "le" in ctx:
+        return f"set '{loc}' to a value in [{ctx['ge']}, {ctx['le']}]"
     if "ge" in ctx:
         return f"set '{loc}' to a value >= {ctx['ge']}"
     if "gt" in ctx:
@@ -147,9 +167,9 @@ def _fix_for(loc: str, err: dict) -> str:
 
 
 def parse_params(raw: dict, source: str | os.PathLike = "params.yaml") -> Params:
-    """Validate a params dict; the first problem becomes an ``InputError``."""
+    """Validate a params dict and every catalog entry; the first problem becomes an ``InputError``."""
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
@@ -157,6 +177,17 @@ def parse_params(raw: dict, source: str | os.PathLike = "params.yaml") -> Params
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
         raise InputError(f"{err['msg']}{shown}", file=str(source), field=loc,
                          fix=_fix_for(loc, err)) from None
+    _check_catalog(params, str(source))
+    return params
+
+
+def _check_catalog(params: Params, source: str) -> None:
+    """Every catalog entry is valid and usable, not only those of this run's datasets (a stage
+    checks that its own dataset has an entry)."""
+    from mmib.data.catalog import dataset_entry  # the catalog's own strict models
+
+    for name in params.catalog:
+        dataset_entry({"catalog": params.catalog}, name, source)
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> Params:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class MSDIBParams(BaseModel):
     """Hyper-parameters of MSDIB; no defaults here (``paper_defaults()`` gives the paper's)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     epochs: int = Field(ge=0)
     batch_size: int = Field(ge=2)
@@ -51,7 +51,7 @@ class MSDIBParams(BaseModel):
 class OMIBParams(BaseModel):
     """OMIB hyper-parameters; no defaults (params.yaml is the source of truth)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     warmup_epochs: int = Field(ge=0)
     epochs: int = Field(ge=0)

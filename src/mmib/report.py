@@ -224,10 +224,14 @@ def dataset_markdown(dataset: str, frame: pd.DataFrame, paper_name: str | None,
 
 
 def render_markdown(frame: pd.DataFrame, datasets: Sequence[str], paper_names: Mapping[str, str],
-                    n_seeds: int, lowest_seeds: Mapping[str, int] | None = None) -> str:
-    """The whole report: title, protocol line, one section per dataset."""
+                    n_seeds: int, lowest_seeds: Mapping[str, int] | None = None,
+                    notes: Mapping[str, str] | None = None) -> str:
+    """The whole report: title, protocol line, one section per dataset (``notes``: a line under a
+    dataset's table, e.g. why it has no scores)."""
     parts = ["# Ours vs the papers (ACC, NMI, ECE, ARI in percent)", "", protocol_line(n_seeds), ""]
     for ds in datasets:
         parts.append(dataset_markdown(ds, frame, paper_names.get(ds), (lowest_seeds or {}).get(ds)))
+        if (notes or {}).get(ds):
+            parts += ["", f"Note: {notes[ds]}."]
         parts.append("")
     return "\n".join(parts)

@@ -196,31 +196,83 @@ def _set_temperatures(dataset: str, params: Params, states: list[dict]) -> None:
 
 
 # ---------------------------------------------------------------- evaluate
+def assignments_path(dataset: str) -> Path:
+    return METRICS / dataset / "assignments.csv"
+
+
 def evaluate(dataset: str, params: Params) -> dict[str, Any]:
-    """ACC/NMI/ARI/ECE per seed and mean +- std; reliability and training plots; MLflow."""
-    from mmib import metrics, tracking
+    """Every sample's cluster and confidence per seed (``assignments.csv``), the label-free
+    diagnostics (:mod:`mmib.label_free`) and, when the dataset has labels, ACC/NMI/ARI/ECE per seed
+    and mean +- std; the figures, and an MLflow run.
+
+    Without labels the pipeline still finishes: the scores that need labels are skipped with a
+    note (``note`` in the JSON), the figures that need none are drawn.
+    """
+    from mmib import label_free, metrics, tracking
     from mmib.data.processed import load_processed
     from mmib.methods import registry
 
     views, labels, n_clusters = load_processed(PROCESSED / f"{dataset}.npz")
-    if labels is None:
-        raise InputError("the dataset has no labels, so ACC/NMI/ECE cannot be computed",
-                         file=str(PROCESSED / f"{dataset}.npz"), field="labels",
-                         fix="add labels to the catalog entry, or use the calibrated models' predictions only")
-    bins = params.evaluate.ece_bins
-    per_seed: dict[str, dict[str, float]] = {}
-    final_loss: dict[int, float] = {}
-    confidences, corrects, histories = [], [], {}
-    traced = TracedSeeds()
-    models = {}
+    states, models, probas, features = {}, {}, {}, {}
     for seed in params.seeds:
-        state = load_state(model_path(dataset, "calibrate", seed), f"calibrate@{dataset}")
-        model = models[seed] = registry.restore(state, params, n_clusters, seed)
-        method = registry.method_of_state(state)
-        # the supervised reference is scored on its held-out split only
+        states[seed] = load_state(model_path(dataset, "calibrate", seed), f"calibrate@{dataset}")
+        models[seed] = registry.restore(states[seed], params, n_clusters, seed)
+        probas[seed] = models[seed].predict_proba(views)
+        features[seed] = models[seed].transform(views)
+    method = registry.method_of_state(states[params.seeds[0]])
+    final_loss = {seed: _final_loss(state) for seed, state in states.items()}
+    chosen = min(final_loss, key=final_loss.get)  # label-free choice (METHOD.md section 2)
+    out_dir = METRICS / dataset
+    _write_csv(assignments_path(dataset), label_free.assignments_frame(probas))
+    result: dict[str, Any] = {
+        "method": method,
+        "scored_on": "test split" if method in registry.SUPERVISED else "all samples",
+        "n_seeds": len(params.seeds),
+        "labels": labels is not None,
+        "label_free": label_free.diagnostics(probas, features),
+    }
+    traced = TracedSeeds()
+    for seed in params.seeds:
+        traced.add(seed, states[seed], probas[seed], labels, params)
+    if labels is None:
+        result["note"] = label_free.NO_LABELS_NOTE
+        result["mean_confidence"] = result["label_free"]["mean_confidence"]
+        result["lowest_loss_seed"] = {"seed": chosen, "final_loss": final_loss[chosen],
+                                      **result["label_free"]["per_seed"][f"seed{chosen}"]}
+        confidences, corrects = [p.max(axis=1) for p in probas.values()], [np.full(len(p), np.nan) for p in probas.values()]
+        print(f"evaluate {dataset}: no labels, so no ACC/NMI/ECE; assignments -> {assignments_path(dataset)}")
+    else:
+        per_seed, confidences, corrects = _scored_seeds(params, models, probas, views, labels, method)
+        result.update(metrics.mean_std(list(per_seed.values())))
+        result["lowest_loss_seed"] = {"seed": chosen, "final_loss": final_loss[chosen], **per_seed[f"seed{chosen}"]}
+        result["per_seed"] = per_seed
+        if traced.hard:
+            result["hard_samples"] = traced.hard_summary(params.evaluate.hard_fraction)
+    figures = _evaluation_figures(dataset, params, views, labels, n_clusters, models, probas, traced,
+                                  np.concatenate(confidences), np.concatenate(corrects),
+                                  {seed: states[seed]["history"] for seed in params.seeds})
+    write_json(evaluation_path(dataset), result)
+    _log_evaluation(dataset, params, method, result, traced, figures)
+    return result
+
+
+def _final_loss(state: dict) -> float:
+    final = state["history"]["calibrate"]
+    return float((final.get("loss") or final.get("total") or [float("nan")])[-1])
+
+
+def _scored_seeds(params: Params, models: dict, probas: dict, views: list[np.ndarray], labels: np.ndarray,
+                  method: str) -> tuple[dict[str, dict[str, float]], list[np.ndarray], list[np.ndarray]]:
+    """Per-seed ACC/NMI/ARI/ECE (the supervised reference on its held-out split only), and each
+    seed's confidences and correctness for the pooled reliability table."""
+    from mmib import metrics
+    from mmib.methods import registry
+
+    bins = params.evaluate.ece_bins
+    per_seed, confidences, corrects = {}, [], []
+    for seed, model in models.items():
         rows = np.asarray(model.test_idx_) if method in registry.SUPERVISED else np.arange(len(labels))
-        full_proba = model.predict_proba(views)
-        proba = full_proba[rows]
+        proba = probas[seed][rows]
         per_seed[f"seed{seed}"] = metrics.evaluate_soft_clustering(labels[rows], proba, n_bins=bins)
         if hasattr(model, "temperature_"):  # CLIB: the head's own ECE beside the tempered one (mmib.confidence)
             raw = metrics.evaluate_soft_clustering(labels[rows], model.predict_proba(views, raw=True)[rows], n_bins=bins)
@@ -229,52 +281,67 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
         _pred, conf, correct, _map = metrics.soft_predictions(labels[rows], proba)
         confidences.append(conf)
         corrects.append(correct)
-        histories[seed] = state["history"]
-        traced.add(seed, state, full_proba, labels, params)
-        final = state["history"]["calibrate"]
-        final_loss[seed] = float((final.get("loss") or final.get("total") or [float("nan")])[-1])
-    summary = metrics.mean_std(list(per_seed.values()))
-    # label-free choice (METHOD.md section 2): the seed with the lowest final training loss
-    chosen = min(final_loss, key=final_loss.get)
-    result = {
-        "method": method,
-        "scored_on": "test split" if method in registry.SUPERVISED else "all samples",
-        "n_seeds": len(params.seeds),
-        **summary,
-        "lowest_loss_seed": {"seed": chosen, "final_loss": final_loss[chosen], **per_seed[f"seed{chosen}"]},
-        "per_seed": per_seed,
-    }
-    if traced.hard:
-        result["hard_samples"] = traced.hard_summary(params.evaluate.hard_fraction)
+    return per_seed, confidences, corrects
+
+
+def _evaluation_figures(dataset: str, params: Params, views: list[np.ndarray], labels: np.ndarray | None,
+                        n_clusters: int, models: dict, probas: dict, traced: "TracedSeeds",
+                        confidence: np.ndarray, correct: np.ndarray, histories: dict[int, dict]) -> list[Path]:
+    """The tables (CSV, for `dvc plots`) and figures (PNG) of evaluate. Without labels the
+    reliability table holds the confidence histogram only (accuracy empty) and has no figure."""
+    from mmib import metrics
+
     out_dir = METRICS / dataset
-    table = metrics.reliability_table(np.concatenate(confidences), np.concatenate(corrects), n_bins=bins)
+    first = params.seeds[0]
+    table = metrics.reliability_table(confidence, correct, n_bins=params.evaluate.ece_bins)
     _write_csv(out_dir / "reliability.csv", table)
-    fusion = _fusion_curve(histories[params.seeds[0]])
-    figures = [
-        plots.reliability_diagram(table, out_dir / "plots" / "reliability.png",
-                                  title=f"{dataset}: reliability, all seeds pooled (the metric ece is the mean of the seeds' ECEs)"),
-        plots.training_curves(_loss_curves(histories), out_dir / "plots" / "training_curves.png",
-                              title=f"{dataset}: training curves (seed {params.seeds[0]})"),
-    ]
+    figures = []
+    if labels is not None:
+        figures.append(plots.reliability_diagram(
+            table, out_dir / "plots" / "reliability.png",
+            title=f"{dataset}: reliability, all seeds pooled (the metric ece is the mean of the seeds' ECEs)"))
+    figures.append(plots.training_curves(_loss_curves(histories), out_dir / "plots" / "training_curves.png",
+                                         title=f"{dataset}: training curves (seed {first})"))
+    fusion = _fusion_curve(histories[first])
     if fusion:  # methods with a weighted-mean fusion (CLIB, MSDIB)
         figures.append(plots.fusion_weights_plot(fusion, [f"view{m}" for m in range(len(views))],
                                                  out_dir / "plots" / "fusion_weights.png",
-                                                 title=f"{dataset}: fusion weights (seed {params.seeds[0]})"))
+                                                 title=f"{dataset}: fusion weights (seed {first})"))
         _write_csv(out_dir / "fusion_weights.csv", _long_series(fusion, "view", "weight"))
-    figures += traced.write(dataset, out_dir, len(labels))
-    figures += _tsne_figure(dataset, params, views, labels, n_clusters, out_dir, models[params.seeds[0]])
-    write_json(evaluation_path(dataset), result)
+    figures += traced.write(dataset, out_dir, len(views[0]))
+    colours = labels if labels is not None else probas[first].argmax(axis=1)
+    figures += _tsne_figure(dataset, params, views, colours, n_clusters, out_dir, models[first],
+                            "class" if labels is not None else f"cluster of seed {first} (no labels)")
+    return figures
+
+
+def _log_evaluation(dataset: str, params: Params, method: str, result: dict[str, Any], traced: "TracedSeeds",
+                    figures: list[Path]) -> None:
+    """The evaluate run in MLflow: scores (or the label-free diagnostics), tables, figures, states."""
+    from mmib import tracking
+
     full = params.model_dump()
     full["catalog"] = {dataset: full["catalog"].get(dataset)}
+    out_dir = METRICS / dataset
+    scores = {k: v for k, v in result.items() if isinstance(v, dict) and set(v) == {"mean", "std"}}
+    free = result["label_free"]
     with tracking.start_stage_run("evaluate", dataset, full, device="cpu",
                                   extra_tags={"method": method}) as run:
-        run.log_metrics({f"{k}_mean": v["mean"] for k, v in summary.items()})
-        run.log_metrics({f"{k}_std": v["std"] for k, v in summary.items()})
-        run.log_metrics({f"{s}.{k}": v for s, d in per_seed.items() for k, v in d.items()})
+        run.log_metrics({f"{k}_mean": v["mean"] for k, v in scores.items()})
+        run.log_metrics({f"{k}_std": v["std"] for k, v in scores.items()})
+        run.log_metrics({f"{s}.{k}": v for s, d in result.get("per_seed", {}).items() for k, v in d.items()})
+        run.log_metrics({f"label_free.{s}.{k}": v for s, d in free["per_seed"].items() for k, v in d.items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        for key in ("silhouette", "mean_confidence"):
+            if free[key]:
+                run.log_metrics({f"label_free.{key}_mean": free[key]["mean"], f"label_free.{key}_std": free[key]["std"]})
+        if free["seed_agreement"]:
+            run.log_metrics({f"label_free.seed_agreement.{k}_mean": free["seed_agreement"][k]["mean"]
+                             for k in ("ari", "nmi")})
         run.log_artifact(evaluation_path(dataset), "metrics")
         for table in sorted(out_dir.glob("*.csv")):
             run.log_artifact(table, "metrics")
-        for frame in traced.convergence:  # Figure 3 as metric histories: step = epoch over both stages
+        for frame in traced.convergence if result["labels"] else []:  # Figure 3 as metric histories
             for (seed, _stage), rows in frame.groupby(["seed", "stage"], sort=False):
                 run.log_curve({f"seed{seed}.epoch_acc": rows["acc"].tolist(),
                                f"seed{seed}.epoch_nmi": rows["nmi"].tolist()}, start=int(rows["epoch"].iloc[0]))
@@ -282,7 +349,6 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
             run.log_artifact(fig, "plots")
         for seed in params.seeds:
             run.log_artifact(model_path(dataset, "calibrate", seed), "state_dicts")
-    return result
 
 
 class TracedSeeds:
@@ -293,7 +359,8 @@ class TracedSeeds:
         self.screened: list[pd.DataFrame] = []
         self.hard: list[dict[str, Any]] = []
 
-    def add(self, seed: int, state: dict, proba: np.ndarray, labels: np.ndarray, params: Params) -> None:
+    def add(self, seed: int, state: dict, proba: np.ndarray, labels: np.ndarray | None, params: Params) -> None:
+        """Without labels: the losses of Figure 3 and the screened counts (no ACC/NMI, no Table 5)."""
         from mmib import trace_metrics
         from mmib.methods.trace import TrainingTrace
 
@@ -302,8 +369,9 @@ class TracedSeeds:
             return
         self.convergence.append(trace_metrics.convergence_frame(seed, state["history"], trace, labels))
         self.screened.append(trace_metrics.screened_frame(seed, state["history"]["calibrate"]))
-        self.hard.append(trace_metrics.hard_sample_study(trace, proba, labels, params.evaluate.hard_fraction,
-                                                         params.evaluate.ece_bins))
+        if labels is not None:
+            self.hard.append(trace_metrics.hard_sample_study(trace, proba, labels, params.evaluate.hard_fraction,
+                                                             params.evaluate.ece_bins))
 
     def hard_summary(self, fraction: float) -> dict[str, Any]:
         """Table 5 over the seeds: mean +- std at the first calibration epoch and at the end."""
@@ -347,9 +415,10 @@ def _long_series(rows: list[list[float]], name: str, value: str) -> pd.DataFrame
 
 
 def _tsne_figure(dataset: str, params: Params, views: list[np.ndarray], labels: np.ndarray,
-                 n_clusters: int, out_dir: Path, final_model: Any) -> list[Path]:
+                 n_clusters: int, out_dir: Path, final_model: Any, coloured_by: str = "class") -> list[Path]:
     """Figure 5: t-SNE of the first seed's fused features after the warm-up stage and at the end
-    (``final_model``: that seed's trained model, already restored by :func:`evaluate`)."""
+    (``final_model``: that seed's trained model, already restored by :func:`evaluate`), coloured by
+    ``labels`` (the classes, or the clusters when there are no labels: ``coloured_by`` says which)."""
     from mmib.embedding import tsne_frame
     from mmib.methods import registry
 
@@ -366,7 +435,7 @@ def _tsne_figure(dataset: str, params: Params, views: list[np.ndarray], labels: 
     frame = tsne_frame(snapshots, labels, cfg.tsne_max_samples, cfg.tsne_perplexity, seed)
     _write_csv(out_dir / "tsne.csv", frame)
     return [plots.tsne_plot(frame, out_dir / "plots" / "tsne.png",
-                            title=f"{dataset}: t-SNE of fused features (seed {seed}), coloured by class")]
+                            title=f"{dataset}: t-SNE of fused features (seed {seed}), coloured by {coloured_by}")]
 
 
 def _loss_curves(histories: dict[int, dict]) -> dict[str, list[float]]:
@@ -394,25 +463,36 @@ def _fusion_curve(hist: dict) -> list[list[float]]:
 
 # ---------------------------------------------------------------- summary
 def summarize(params: Params) -> dict[str, Any]:
-    """One metrics file nested by dataset (readable `dvc exp show` columns)."""
+    """One metrics file nested by dataset (readable `dvc exp show` columns). A dataset without
+    labels has no ACC/NMI/ARI/ECE: its row holds the label-free diagnostics and a note."""
     out: dict[str, Any] = {}
+    notes = []
     for dataset in params.datasets:
         path = evaluation_path(dataset)
         if not path.exists():
             raise InputError("evaluation missing", file=str(path), fix=f"run `dvc repro evaluate@{dataset}`")
         ev = json.loads(path.read_text())
-        out[dataset] = {k: ev[k] for k in ("acc", "nmi", "ari", "ece", "mean_confidence")}
-        out[dataset]["lowest_loss_seed"] = {k: ev["lowest_loss_seed"][k] for k in ("seed", "acc", "nmi", "ece")}
+        out[dataset] = {k: ev[k] for k in SUMMARY_METRICS if k in ev}
+        out[dataset]["lowest_loss_seed"] = {k: ev["lowest_loss_seed"][k] for k in ("seed", "acc", "nmi", "ece")
+                                            if k in ev["lowest_loss_seed"]}
         if "hard_samples" in ev:  # Table 5 (CLIB)
             out[dataset]["hard_samples"] = {when: {k: ev["hard_samples"][when][k] for k in ("acc", "nmi", "ece")}
                                             for when in ("first_calibration_epoch", "end")}
+        if ev.get("labels") is False:  # its only scores: the label-free diagnostics (`dvc exp show` columns)
+            free = ev["label_free"]
+            out[dataset]["label_free"] = {k: free[k] for k in ("silhouette", "seed_agreement") if free.get(k)}
+            notes.append(f"{dataset}: no labels, so no ACC/NMI/ARI/ECE; assignments in "
+                         f"{assignments_path(dataset)}, label-free diagnostics in {path}")
     write_json(METRICS / "metrics.json", out)
     lines = ["| dataset | ACC | NMI | ARI | ECE | mean conf |", "|---|---|---|---|---|---|"]
     for name, m in out.items():
-        cells = [f"{m[k]['mean']:.1f} ± {m[k]['std']:.1f}" for k in ("acc", "nmi", "ari", "ece", "mean_confidence")]
+        cells = [f"{m[k]['mean']:.1f} ± {m[k]['std']:.1f}" if k in m else "—" for k in SUMMARY_METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    write_text(METRICS / "metrics.md", "\n".join(lines) + "\n")
+    write_text(METRICS / "metrics.md", "\n".join(lines + [""] + notes) + "\n")
     return out
+
+
+SUMMARY_METRICS = ("acc", "nmi", "ari", "ece", "mean_confidence")
 
 
 # ---------------------------------------------------------------- baselines
@@ -432,9 +512,13 @@ def baselines(dataset: str, params: Params) -> dict[str, Any]:
 
     npz = PROCESSED / f"{dataset}.npz"
     views, labels, n_clusters = load_processed(npz)
-    if labels is None:
-        raise InputError("the dataset has no labels, so the baselines cannot be scored", file=str(npz),
-                         field="labels", fix="add labels to the catalog entry")
+    if labels is None:  # nothing to score them with: skipped, with a note (the report shows dashes)
+        result = {"n_seeds": len(params.seeds), "seeds": list(params.seeds), "n_views": len(views),
+                  "n_clusters": n_clusters, "labels": False, "methods": {},
+                  "note": "the dataset has no labels: the baselines are scored with labels only, so none was run"}
+        write_json(baselines_path(dataset), result)
+        print(f"baselines {dataset}: no labels, nothing to score -> {baselines_path(dataset)}")
+        return result
     cfg = params.baselines
     partitions = bl.cluster_baselines(views, n_clusters, params.seeds, kmeans_n_init=cfg.kmeans_n_init,
                                       ncuts_affinity=cfg.ncuts_affinity,
@@ -464,6 +548,7 @@ def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFram
     names = params.report.paper_names
     rows: list[dict[str, Any]] = []
     lowest: dict[str, int] = {}
+    notes: dict[str, str] = {}
     for dataset in params.datasets:
         needed = {"evaluate": evaluation_path(dataset), "baselines": baselines_path(dataset)}
         loaded = {}
@@ -473,6 +558,8 @@ def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFram
                                  fix=f"run `dvc repro {stage}@{dataset}`")
             loaded[stage] = json.loads(path.read_text())
         rows += rp.dataset_rows(dataset, loaded["evaluate"], loaded["baselines"], paper, names.get(dataset))
+        if loaded["evaluate"].get("labels") is False:
+            notes[dataset] = loaded["evaluate"]["note"]
         if loaded["evaluate"].get("method", "clib") == "clib" and \
                 "seed" in (loaded["evaluate"].get("lowest_loss_seed") or {}):
             lowest[dataset] = int(loaded["evaluate"]["lowest_loss_seed"]["seed"])
@@ -481,7 +568,7 @@ def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFram
         rows += rp.benchmark_rows(dataset, bench)
     frame = rp.report_frame(rows)
     md_path, csv_path = METRICS / "report.md", METRICS / "report.csv"
-    write_text(md_path, rp.render_markdown(frame, params.datasets, names, len(params.seeds), lowest))
+    write_text(md_path, rp.render_markdown(frame, params.datasets, names, len(params.seeds), lowest, notes))
     _write_csv(csv_path, frame)
     ours = frame[frame["source"] == "ours"]
     with tracking.start_stage_run("report", "all", _select(params, STAGE_PARAMS["report"])) as run:

@@ -22,13 +22,14 @@ CONVERGENCE_COLUMNS = ("seed", "epoch", "stage", "loss", "acc", "nmi")
 
 
 def convergence_frame(seed: int, history: dict[str, dict[str, list[float]]], trace: TrainingTrace,
-                      labels: np.ndarray) -> pd.DataFrame:
+                      labels: np.ndarray | None) -> pd.DataFrame:
     """Figure 3: total loss, ACC and NMI per epoch over both stages, one row per epoch.
 
     The x axis runs over the whole run: warm-up epochs ``1..W`` (assignment:
     K-Means of ``h^f``), then the calibration start ``W`` (after the cold
     start, no loss yet) and calibration epochs ``W+1..W+E`` (cluster-head
-    argmax). ``loss`` is the epoch's mean training loss of that stage.
+    argmax). ``loss`` is the epoch's mean training loss of that stage; without ``labels`` ACC and
+    NMI are NaN (the losses still make a label-free figure).
     """
     rows: list[dict[str, Any]] = []
     warm_loss = history.get("warmup", {}).get("loss", [])
@@ -39,6 +40,8 @@ def convergence_frame(seed: int, history: dict[str, dict[str, list[float]]], tra
                          field="trace", fix="re-run the training stages with this version: dvc repro")
 
     def scored(assign: np.ndarray) -> tuple[float, float]:
+        if labels is None:
+            return float("nan"), float("nan")
         return metrics.clustering_accuracy(labels, assign), metrics.nmi(labels, assign)
 
     for w, (assign, loss) in enumerate(zip(trace.warmup, warm_loss), start=1):

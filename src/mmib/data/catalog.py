@@ -22,6 +22,11 @@ PARAMS_FILE = "params.yaml"
 DATA_ROOT_ENV = "MMIB_DATA_ROOT"
 MFEAT_VIEWS = ("fou", "fac", "kar", "pix", "zer", "mor")
 Orientation = Literal["auto", "samples_first", "features_first"]
+MIN_VIEWS = 2      # the methods are multi-modal
+MIN_CLUSTERS = 2
+# Ncuts (the spectral cold start, the seeds_and_ncuts confidence, the baselines) embeds the data in
+# n_clusters eigenvectors of an N x N graph, which needs N > n_clusters: at least C + 1 samples.
+MIN_EXTRA_SAMPLES = 1
 
 
 class _Strict(BaseModel):
@@ -164,8 +169,9 @@ def parse_entry(name: str, raw: Any, params_file: str = PARAMS_FILE) -> CatalogE
 
 def _as_input_error(exc: ValidationError, name: str, raw: Any, params_file: str) -> InputError:
     layout = raw.get("layout") if isinstance(raw, dict) else None
-    problems, fields = [], []
+    problems, fields, fixes = [], [], []
     for err in exc.errors():
+        ctx = err.get("ctx") or {}
         loc = list(err["loc"])
         if loc and loc[0] == layout:  # pydantic prefixes the union tag; users never write it
             loc = loc[1:]
@@ -173,6 +179,7 @@ def _as_input_error(exc: ValidationError, name: str, raw: Any, params_file: str)
             loc = ["layout"]
         field = ".".join(["catalog", name, *map(str, loc)])
         fields.append(field)
+        fixes.append(f"set {field} to a value >= {ctx['ge']}" if "ge" in ctx else None)
         if err["type"] == "missing":
             problems.append(f"{field}: required but missing")
         elif err["type"].startswith("union_tag"):
@@ -181,8 +188,8 @@ def _as_input_error(exc: ValidationError, name: str, raw: Any, params_file: str)
             problems.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
     return InputError("invalid catalog entry:\n  " + "\n  ".join(problems), file=params_file,
                       field=fields[0],
-                      fix=f"correct the entry; layouts are {', '.join(LAYOUTS)} "
-                          "(examples in data/raw/README.md)")
+                      fix=fixes[0] or f"correct the entry; layouts are {', '.join(LAYOUTS)} "
+                                      "(examples in data/raw/README.md)")
 
 
 def _check_dims_count(entry: CatalogEntry, name: str, params_file: str) -> None:
@@ -194,9 +201,36 @@ def _check_dims_count(entry: CatalogEntry, name: str, params_file: str) -> None:
                          fix="give one dimension per view, in the order of `views`")
 
 
+def check_clusterable(n_views: int | None, n_samples: int, n_clusters: int, name: str,
+                      where: str = PARAMS_FILE, counted: str = "listed") -> None:
+    """What every method of the pipeline needs: two views or more, two clusters or more, more
+    samples than clusters (``n_views`` None: the layout's file decides, checked after loading).
+
+    The loaders accept smaller toy entries; this is the pipeline's own bar, checked on the catalog
+    entry (params.yaml) before any file is opened and again on the data as loaded.
+    """
+    field = f"catalog.{name}"
+    if n_clusters < MIN_CLUSTERS:
+        raise InputError(f"{n_clusters} cluster(s): a clustering needs at least {MIN_CLUSTERS}",
+                         file=PARAMS_FILE, field=f"{field}.expect.n_clusters",
+                         fix=f"set {field}.expect.n_clusters to the number of groups to find (>= {MIN_CLUSTERS})")
+    if n_samples < n_clusters + MIN_EXTRA_SAMPLES:
+        too_few = n_samples < MIN_CLUSTERS + MIN_EXTRA_SAMPLES  # too few for any clustering: the samples
+        raise InputError(f"{n_clusters} clusters requested for only {n_samples} sample(s): the pipeline needs "
+                         f"at least n_clusters + {MIN_EXTRA_SAMPLES} samples (README, 'Data')",
+                         file=where if too_few else PARAMS_FILE,
+                         field=f"{field}.expect.{'n_samples' if too_few else 'n_clusters'}",
+                         fix="add samples, or ask for fewer clusters (expect.n_clusters < the number of samples)")
+    if n_views is not None and n_views < MIN_VIEWS:
+        raise InputError(f"{n_views} view(s) {counted}; the methods are multi-modal and need at least {MIN_VIEWS}",
+                         file=where, field=f"{field}.views",
+                         fix="give two or more views (one file or key per modality); to cluster a single "
+                             "matrix use K-Means or spectral clustering directly")
+
+
 def dataset_entry(params: dict[str, Any], name: str,
                   params_file: str = PARAMS_FILE) -> CatalogEntry:
-    """The validated catalog entry of dataset ``name``."""
+    """The validated catalog entry of dataset ``name``, usable by the pipeline (:func:`check_clusterable`)."""
     catalog = params.get("catalog")
     if not isinstance(catalog, dict) or not catalog:
         raise InputError("no `catalog:` section with dataset entries", file=params_file,
@@ -206,7 +240,10 @@ def dataset_entry(params: dict[str, Any], name: str,
                          file=params_file, field="datasets",
                          fix="use one of those names, or add an entry under `catalog:` "
                              "(see data/raw/README.md)")
-    return parse_entry(name, catalog[name], params_file)
+    entry = parse_entry(name, catalog[name], params_file)
+    check_clusterable(entry.declared_n_views(), entry.expect.n_samples, entry.expect.n_clusters, name,
+                      params_file)
+    return entry
 
 
 def read_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:

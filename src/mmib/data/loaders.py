@@ -231,9 +231,26 @@ def _labels(value: Any, where: str, field_: str) -> np.ndarray:
         raise InputError(f"labels must be a vector, found shape {value.shape}", file=where,
                          field=field_, fix="store one label per sample (N x 1 or 1 x N)")
     value = value.ravel()
+    _refuse_missing_labels(value, where, field_)
     if value.dtype.kind == "f" and np.all(np.isfinite(value)) and np.all(value == np.round(value)):
         value = value.astype(np.int64)
     return value
+
+
+def _refuse_missing_labels(value: np.ndarray, where: str, field_: str) -> None:
+    """A NaN (or empty) label would become a class of its own in ``np.unique``: refuse it."""
+    import pandas as pd
+
+    missing = np.asarray(pd.isna(value)) if value.dtype.kind in "fcOU" else np.zeros(len(value), bool)
+    if value.dtype.kind == "U":
+        missing |= np.char.strip(value) == ""
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        raise InputError(f"{rows.size} of {len(value)} labels are missing (NaN or empty), the first at sample "
+                         f"{rows[0]} (0-based); a missing label would become a class of its own",
+                         file=where, field=field_,
+                         fix="give every sample its label, or remove `labels:` from the catalog entry to "
+                             "cluster without labels (evaluate then reports label-free diagnostics)")
 
 
 def _orient(x: np.ndarray, n_ref: int | None, orientation: Orientation) -> np.ndarray:
@@ -260,6 +277,33 @@ def _read_table(path: Path, display: str, field_: str) -> np.ndarray:
                      field=field_, fix=f"save it as one of {', '.join(USER_EXTENSIONS)}")
 
 
+def _read_label_table(path: Path, display: str, field_: str, n_samples: int) -> np.ndarray:
+    """Labels from .npy / .csv / .parquet: numbers or strings (class names).
+
+    A CSV has a header row when it holds one row more than the views have
+    samples: a class name cannot tell a header from a label by its look.
+    """
+    import pandas as pd
+
+    if path.suffix.lower() != ".csv":
+        if path.suffix.lower() == ".parquet":
+            return _read_parquet(path, display, field_, numeric=False)
+        return _read_table(path, display, field_)
+    if _sniff(path) != "a text file":
+        raise _not_readable(path, display, field_, "a CSV of labels", "not plain text")
+    try:
+        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # noqa: BLE001 - pandas parser errors
+        raise _not_readable(path, display, field_, "a CSV of labels", f"{type(exc).__name__}: {exc}") from None
+    if len(frame) == n_samples + 1:
+        frame = frame.iloc[1:]
+    values = frame.to_numpy(dtype=object)
+    numbers = pd.to_numeric(pd.Series(values.ravel()), errors="coerce")
+    if numbers.notna().sum() == pd.notna(values).sum():  # all numbers (empty cells stay NaN: refused later)
+        return numbers.to_numpy(dtype=np.float64).reshape(values.shape)
+    return values
+
+
 def _read_npy(path: Path, display: str, field_: str) -> np.ndarray:
     try:
         value = np.load(path, allow_pickle=False)
@@ -275,9 +319,11 @@ def _read_npy(path: Path, display: str, field_: str) -> np.ndarray:
 def _read_csv(path: Path, display: str, field_: str, header: bool | None = None) -> np.ndarray:
     """Numeric CSV with an optional header row.
 
-    ``header=None`` detects it: a first row that is not numeric while the rest
-    is, or one reading exactly 0, 1, ..., d-1 (what pandas writes for a frame
-    with unnamed columns).
+    ``header=None`` detects it: a first row with no number in it, or one
+    reading exactly 0, 1, ..., d-1 (what pandas writes for a frame with
+    unnamed columns). A first column that is pandas' index (unnamed header
+    cell, values 0..N-1) and a cell that is not a number are refused, naming
+    the line and column.
     """
     import pandas as pd
 
@@ -285,15 +331,67 @@ def _read_csv(path: Path, display: str, field_: str, header: bool | None = None)
         raise _not_readable(path, display, field_, "a numeric CSV", "not plain text")
     try:
         frame = pd.read_csv(path, header=0 if header else None)
-        if header is None and (not _all_numeric(frame) or _is_index_row(frame)):
+        if header is None and _looks_like_header(frame):
+            header = True
             frame = pd.read_csv(path, header=0)
     except Exception as exc:  # noqa: BLE001 - pandas parser errors
         raise _not_readable(path, display, field_, "a numeric CSV",
                             f"{type(exc).__name__}: {exc}") from None
+    _refuse_pandas_index(frame, bool(header), display, field_)
+    _refuse_text_cells(frame, 2 if header else 1, display, field_)
     return _numeric(frame, display, field_)
 
 
-def _read_parquet(path: Path, display: str, field_: str) -> np.ndarray:
+def _is_number(cell: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.notna(pd.to_numeric(pd.Series([cell]), errors="coerce")).iloc[0])
+
+
+def _looks_like_header(frame: Any) -> bool:
+    """No number in the first row (of a table with more rows), or pandas' default names 0..d-1."""
+    if len(frame) < 2:
+        return False
+    first = frame.iloc[0].tolist()
+    return not any(_is_number(c) for c in first if isinstance(c, str) or not np.isnan(c)) or _is_index_row(frame)
+
+
+def _refuse_pandas_index(frame: Any, header: bool, display: str, field_: str) -> None:
+    """``df.to_csv(path)`` writes the index as an unnamed first column 0..N-1: not a feature."""
+    import pandas as pd
+
+    if len(frame) < 2:
+        return
+    first_name = str(frame.columns[0]) if header else str(frame.iloc[0, 0])
+    column = pd.to_numeric(frame.iloc[:, 0] if header else frame.iloc[1:, 0], errors="coerce").to_numpy()
+    unnamed = first_name.startswith("Unnamed:") or first_name in ("", "nan")
+    if unnamed and np.array_equal(column, np.arange(len(column))):
+        raise InputError("the first column is unnamed and counts 0, 1, ..., N-1: it is the index pandas "
+                         "writes by default, not a feature", file=display, field=field_,
+                         fix="save the table with `df.to_csv(path, index=False)` (or delete that column)")
+
+
+def _refuse_text_cells(frame: Any, first_line: int, display: str, field_: str) -> None:
+    """Name the first cell that is not a number (line and column as a text editor shows them)."""
+    import pandas as pd
+
+    for col_pos, (name, values) in enumerate(frame.items()):
+        if pd.api.types.is_numeric_dtype(values):
+            continue
+        text = values.notna() & pd.to_numeric(values, errors="coerce").isna()
+        if text.any():
+            row = int(np.flatnonzero(text.to_numpy())[0])
+            total = int(sum((frame[c].notna() & pd.to_numeric(frame[c], errors="coerce").isna()).sum()
+                            for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])))
+            named = f" ({name!r})" if isinstance(name, str) else ""
+            raise InputError(f"the cell {values.iloc[row]!r} at line {first_line + row}, column {col_pos + 1}"
+                             f"{named} is not a number ({total} such cell(s) in the file)",
+                             file=display, field=field_,
+                             fix="write a number in every cell (features only: no id or label column; "
+                                 "at most one header row)")
+
+
+def _read_parquet(path: Path, display: str, field_: str, numeric: bool = True) -> np.ndarray:
     import pandas as pd
 
     try:
@@ -301,7 +399,7 @@ def _read_parquet(path: Path, display: str, field_: str) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid/OSError
         raise _not_readable(path, display, field_, "a Parquet file",
                             f"{type(exc).__name__}: {exc}") from None
-    return _numeric(frame, display, field_)
+    return _numeric(frame, display, field_) if numeric else frame.to_numpy()
 
 
 def _is_index_row(frame: Any) -> bool:
@@ -518,7 +616,7 @@ def _load_user(entry: UserEntry, name: str, root: Path) -> MultiViewData:
     if entry.labels is not None:
         path = base / entry.labels
         label_source = _display(path, root)
-        table = _read_table(path, label_source, f"catalog.{name}.labels")
+        table = _read_label_table(path, label_source, f"catalog.{name}.labels", len(views[0]))
         if table.ndim == 2 and table.shape[1] != 1:
             raise InputError(f"a labels file must have one column, found {table.shape[1]}",
                              file=label_source, field=f"catalog.{name}.labels",

@@ -7,11 +7,13 @@ arrays the preprocess stage writes (``view0..view{M-1}``, ``labels``,
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from mmib.data.catalog import PARAMS_FILE
+from mmib.data.catalog import PARAMS_FILE, check_clusterable
 from mmib.data.loaders import MultiViewData
-from mmib.errors import InputError
+from mmib.errors import InputError, InputWarning
 
 SCALINGS = ("minmax", "standard", "none")
 
@@ -20,8 +22,15 @@ def _where(data: MultiViewData, i: int) -> str:
     return data.view_sources[i] if i < len(data.view_sources) else f"{data.name} view {i}"
 
 
+def _first_cell(mask: np.ndarray) -> str:
+    """``row r, column c`` (1-based) of the first True of a 2-D mask."""
+    row, col = np.argwhere(mask)[0]
+    return f"row {row + 1}, column {col + 1}"
+
+
 def validate(data: MultiViewData, n_clusters: int | None = None) -> None:
-    """Reject data no clustering method can use, naming the view and file at fault."""
+    """Reject data no clustering method can use, naming the view and file at fault; warn
+    (:class:`InputWarning`) about a view that holds no information (every value the same)."""
     field = f"catalog.{data.name}.views"
     if not data.views:
         raise InputError(f"dataset {data.name!r} has no views", file=PARAMS_FILE, field=field,
@@ -42,7 +51,8 @@ def validate(data: MultiViewData, n_clusters: int | None = None) -> None:
         n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
         if n_nan or n_inf:
             raise InputError(f"view {data.view_names[i]!r} holds {n_nan} NaN and {n_inf} inf "
-                             f"value(s) (in {int((~np.isfinite(x)).any(axis=1).sum())} samples)",
+                             f"value(s) (in {int((~np.isfinite(x)).any(axis=1).sum())} samples; the first at "
+                             f"{_first_cell(~np.isfinite(x))})",
                              file=_where(data, i), field=f"{field}.{i}",
                              fix="impute or drop those samples in every view before loading")
     n = counts[0]
@@ -50,10 +60,31 @@ def validate(data: MultiViewData, n_clusters: int | None = None) -> None:
         raise InputError(f"{len(data.labels)} labels for {n} samples",
                          file=data.label_source or PARAMS_FILE, field=f"catalog.{data.name}.labels",
                          fix="give exactly one label per sample, in the views' order")
-    if n_clusters is not None and n_clusters > n:
-        raise InputError(f"{n_clusters} clusters requested for only {n} samples",
-                         file=PARAMS_FILE, field=f"catalog.{data.name}.expect.n_clusters",
-                         fix="n_clusters must not exceed the number of samples")
+    if n_clusters is not None:
+        check_clusterable(len(data.views), n, n_clusters, data.name,
+                          where=_where(data, 0), counted="found in the data")
+    for i, x in enumerate(data.views):
+        if np.all(x == x[0]):
+            warnings.warn(InputWarning(
+                f"view {data.view_names[i]!r} is constant: all {n} samples have the same values, so it "
+                "carries no information for the clustering", file=_where(data, i), field=f"{field}.{i}",
+                fix="check the file (an export of the wrong column?), or drop the view from the catalog entry"),
+                stacklevel=2)
+
+
+def check_float32(arrays: dict[str, np.ndarray], data: MultiViewData, scaling: str) -> None:
+    """The scaled float32 views the stages train on must be finite: a value beyond float32's range
+    (+-3.4e38) becomes inf in the cast, and the error should name the file, not a tensor."""
+    for i in range(len(data.views)):
+        bad = ~np.isfinite(arrays[f"view{i}"])
+        if bad.any():
+            raw = data.views[i][bad]
+            raise InputError(f"view {data.view_names[i]!r}: {int(bad.sum())} value(s) do not fit in float32 "
+                             f"(|x| <= {np.finfo(np.float32).max:.3g}) after scaling {scaling!r}, e.g. "
+                             f"{raw[0]:g} at {_first_cell(bad)}",
+                             file=_where(data, i), field=f"catalog.{data.name}.views.{i}",
+                             fix="rescale that feature in the file, or set preprocess.scaling to minmax or "
+                                 "standard")
 
 
 def scale_view(x: np.ndarray, method: str) -> np.ndarray:
@@ -87,8 +118,10 @@ def prepare(data: MultiViewData, scaling: str, n_clusters: int) -> dict[str, np.
     if scaling not in SCALINGS:
         scale_view(np.zeros((1, 1)), scaling)  # raises the InputError
     validate(data, n_clusters)
-    arrays = {f"view{i}": scale_view(x, scaling).astype(np.float32)
-              for i, x in enumerate(data.views)}
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by check_float32
+        arrays = {f"view{i}": scale_view(x, scaling).astype(np.float32)
+                  for i, x in enumerate(data.views)}
+    check_float32(arrays, data, scaling)
     if data.labels is not None:
         arrays["labels"] = encode_labels(data.labels)
     arrays["n_clusters"] = np.asarray(n_clusters, dtype=np.int64)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mmib.atomic_io import write_json, write_npz
-from mmib.data.catalog import CatalogEntry
+from mmib.data.catalog import CatalogEntry, check_clusterable
 from mmib.data.loaders import MultiViewData
 from mmib.errors import InputError
 
@@ -83,4 +83,6 @@ def load_processed(path: str | os.PathLike) -> tuple[list[np.ndarray], np.ndarra
     labels = arrays.get("labels")
     # write_npz stores a scalar as shape (1,) (np.ascontiguousarray), so read either shape
     n_clusters = int(np.ravel(arrays["n_clusters"])[0])
+    # a file made before preprocess refused such data: stop here, not inside scikit-learn
+    check_clusterable(n_views, len(views[0]), n_clusters, path.stem, where=str(path), counted="in this processed file")
     return views, None if labels is None else labels.astype(np.int64, copy=False), n_clusters

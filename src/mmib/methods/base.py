@@ -10,31 +10,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mmib.divergence import check_finite, loss_params
 from mmib.errors import InputError
 from mmib.runtime import resolve_device
+from mmib.validation import check_views
 
 
 def _as_tensors(views: list[np.ndarray], device: torch.device,
                 expected_dims: list[int] | None = None) -> list[torch.Tensor]:
-    """Validate the views (and, for a fitted model, their number and widths) and move them to the device."""
-    if not isinstance(views, (list, tuple)) or len(views) < 2:
-        raise InputError("expected a list of at least two view arrays (N x d_m each): the methods are multi-modal",
-                         field="views", fix="pass [X1, X2, ...] with one array per view")
-    arrays = [np.asarray(v, dtype=np.float32) for v in views]
-    n = {a.shape[0] for a in arrays}
-    if any(a.ndim != 2 for a in arrays) or len(n) != 1:
-        shapes = [a.shape for a in arrays]
-        raise InputError(f"views must be 2-D with the same number of rows, got shapes {shapes}",
-                         field="views", fix="give every view one row per sample, in the same order")
-    if any(not np.isfinite(a).all() for a in arrays):
-        bad = [m for m, a in enumerate(arrays) if not np.isfinite(a).all()]
-        raise InputError(f"views {bad} contain NaN or inf", field="views",
-                         fix="impute or drop the non-finite entries before fitting")
-    dims = [int(a.shape[1]) for a in arrays]
-    if expected_dims is not None and dims != list(expected_dims):
-        raise InputError(f"the model was fitted on views of widths {list(expected_dims)}, got {dims}",
-                         field="views", fix="pass the same views, in the same order, as at fit time")
-    return [torch.from_numpy(a).to(device) for a in arrays]
+    """Validate the views (:func:`mmib.validation.check_views`: and, for a fitted model, their number
+    and widths) and move them to the device."""
+    return [torch.from_numpy(a).to(device) for a in check_views(views, expected_dims)]
 
 
 def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -124,10 +110,16 @@ class EstimatorBase:
             t0 = time.perf_counter()
             batches = _batches(n_rows, batch_size, gen)
             self._record(hist, self._batch_sums(batches, train_batch), len(batches), t0)
+            self._check_finite(hist, epoch, n_epochs, desc)
             if after_epoch is not None:
                 after_epoch(epoch)
             self._show_epoch(bar, epoch, hist[shown][-1], hist["epoch_seconds"][-1])
         return dict(hist)
+
+    def _check_finite(self, hist: Mapping[str, list[float]], epoch: int, n_epochs: int, stage: str) -> None:
+        """Stop a diverged training at this epoch's end (:func:`mmib.divergence.check_finite`)."""
+        check_finite({k: v[-1] for k, v in hist.items() if v and k not in TIMING_KEYS}, epoch + 1, n_epochs,
+                     stage, loss_params(self, stage), self._require_net().parameters())
 
     def _show_epoch(self, bar: tqdm, epoch: int, loss: float, seconds: float) -> None:
         """The epoch's loss on the progress bar; where there is no terminal (DVC stages, CI logs)

@@ -32,6 +32,7 @@ from mmib.methods.base import WeightedFusionEstimator, _adam, _as_tensors, _batc
 from mmib.methods.clib_model import CLIBNet, Encoded
 from mmib.methods.trace import TrainingTrace
 from mmib.runtime import resolve_device, seed_everything
+from mmib.validation import check_args
 
 STATE_FORMAT = "mmib-clib-1"
 CALIBRATION_SEED_OFFSET = 1_000_003  # stage 2 re-seeds, so a resumed run equals a single fit()
@@ -50,9 +51,10 @@ class CLIB(WeightedFusionEstimator):
                  model: ModelParams | None = None, warmup: WarmupParams | None = None,
                  calibrate: CalibrateParams | None = None, seed: int = 0, device: str = "auto",
                  progress: bool = True) -> None:
-        if n_clusters is None or int(n_clusters) < 2:
-            raise InputError(f"n_clusters must be >= 2, got {n_clusters!r}", field="n_clusters",
-                             fix="pass the number of clusters C")
+        check_args("CLIB", {"model": [ModelParams, None], "warmup": [WarmupParams, None],
+                            "calibrate": [CalibrateParams, None]},
+                   n_clusters=n_clusters, alpha=alpha, beta=beta, model=model, warmup=warmup,
+                   calibrate=calibrate, seed=seed, device=device, progress=progress)
         defaults = None
         if None in (alpha, beta, model, warmup, calibrate):
             defaults = default_params()
@@ -62,8 +64,6 @@ class CLIB(WeightedFusionEstimator):
         self.model = model or defaults.model
         self.warmup = warmup or defaults.warmup
         self.calibrate = calibrate or defaults.calibrate
-        if self.alpha < 0 or self.beta < 0:
-            raise InputError("alpha and beta must be >= 0", field="alpha/beta", fix="use values in [0, 1]")
         self.seed = int(seed)
         self.device = device
         self.progress = progress
@@ -176,6 +176,7 @@ class CLIB(WeightedFusionEstimator):
             if not math.isnan(targets["kmeans_inertia"]):  # no K-Means this epoch: no inertia curve
                 sums["kmeans_inertia"] = targets["kmeans_inertia"] * len(batches)
             self._record(hist, sums, len(batches), t0)
+            self._check_finite(hist, epoch, self.calibration_epochs, "calibrate")
             self._show_epoch(bar, epoch, hist["loss"][-1], hist["epoch_seconds"][-1])
         p_clu, _ = self._eval_outputs(xs)[1:]
         self.trace_.add_calibration(p_clu.cpu().numpy())  # after the last epoch
@@ -349,7 +350,7 @@ class CLIB(WeightedFusionEstimator):
         opt = _adam(net.head_parameters(), self.calibrate.lr, 0.0)
         net.cluster_head.train()
         net.cal_heads.train()
-        for _ in range(self.calibrate.cold_start_epochs):
+        for epoch in range(self.calibrate.cold_start_epochs):
             total, batches = 0.0, _batches(xs[0].shape[0], self.warmup.batch_size, gen)
             for idx in batches:
                 y = labels[idx]
@@ -358,6 +359,7 @@ class CLIB(WeightedFusionEstimator):
                 self._step(opt, loss, net.head_parameters())
                 total = total + loss.detach()
             hist["cold_start_loss"].append(float(total) / max(len(batches), 1))
+            self._check_finite({"loss": hist["cold_start_loss"]}, epoch, self.calibrate.cold_start_epochs, "cold start")
 
     def _epoch_targets(self, xs: list[torch.Tensor], epoch: int) -> dict[str, Any]:
         """Per-epoch targets over all N samples (Section 3.2.1-3.2.2).

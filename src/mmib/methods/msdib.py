@@ -35,6 +35,7 @@ from mmib.methods.base import WeightedFusionEstimator, _adam, _as_tensors
 from mmib.methods import msdib_losses as L
 from mmib.networks import FusedEncoders, VariationalEncoder, WeightedFusion
 from mmib.runtime import resolve_device, seed_everything
+from mmib.validation import check_args
 
 STATE_FORMAT = "mmib-msdib-1"
 TRAIN_SEED_OFFSET = 1_000_003  # training re-seeds, so warm-up -> state -> load -> calibration equals fit()
@@ -81,9 +82,7 @@ class MSDIB(WeightedFusionEstimator):
 
     def __init__(self, n_clusters: int, *, config: MSDIBParams, seed: int = 0, device: str = "auto",
                  progress: bool = True) -> None:
-        if n_clusters is None or int(n_clusters) < 2:
-            raise InputError(f"n_clusters must be >= 2, got {n_clusters!r}", field="n_clusters",
-                             fix="pass the number of clusters C")
+        check_args("MSDIB", n_clusters=n_clusters, seed=seed, device=device, progress=progress)
         if not isinstance(config, MSDIBParams):
             raise InputError(f"config must be an MSDIBParams, got {type(config).__name__}", field="config",
                              fix="pass MSDIBParams(...) or MSDIBParams.paper_defaults()")

@@ -84,6 +84,7 @@ from mmib.methods.base import EstimatorBase, _adam, _as_tensors
 from mmib.methods import omib_losses as ol
 from mmib.networks import ClusterHead, MineCritic, VariationalEncoder, reparameterise
 from mmib.runtime import resolve_device, seed_everything
+from mmib.validation import check_args
 
 STATE_FORMAT = "mmib-omib-1"
 CALIBRATION_SEED_OFFSET = 1_000_003  # stage 2 re-seeds, so a resumed run equals a single fit()
@@ -207,9 +208,7 @@ class OMIB(EstimatorBase):
 
     def __init__(self, n_clusters: int, *, config: OMIBParams, seed: int = 0, device: str = "auto",
                  progress: bool = True) -> None:
-        if n_clusters is None or int(n_clusters) < 2:
-            raise InputError(f"n_clusters must be >= 2, got {n_clusters!r}", field="n_clusters",
-                             fix="pass the number of classes C")
+        check_args("OMIB", n_clusters=n_clusters, seed=seed, device=device, progress=progress)
         if isinstance(config, dict):
             config = OMIBParams.model_validate(config)
         if not isinstance(config, OMIBParams):
