@@ -70,6 +70,8 @@ def test_method_runs_through_the_stages(workdir, method):
     figures = {f.name for f in (workdir / "metrics" / DATASET / "plots").iterdir()}
     assert {"reliability.png", "training_curves.png", "tsne.png"} <= figures
     traced = {"convergence.png", "screened.png"}  # CLIB records a training trace, the others do not
+    for table in ("convergence.csv", "screened.csv"):  # dvc.yaml declares them for every method
+        assert (workdir / "metrics" / DATASET / table).exists()
     assert (traced <= figures) == (method == "clib") and ("hard_samples" in saved) == (method == "clib")
     rows = dataset_rows(DATASET, saved, {"methods": {}}, _empty_paper(), None)
     assert {r["method"] for r in rows if r["source"] == "ours"} >= {METHOD_ROWS[method]}

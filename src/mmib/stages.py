@@ -383,7 +383,9 @@ class TracedSeeds:
 
     def write(self, dataset: str, out_dir: Path, n_samples: int) -> list[Path]:
         """CSV tables (dvc plots) and PNG figures (dvc plots, MLflow) of the traced seeds."""
-        if not self.convergence:
+        if not self.convergence:  # MSDIB / OMIB keep no trace: header-only tables, as dvc.yaml declares them
+            _write_csv(out_dir / "convergence.csv", pd.DataFrame(columns=CONVERGENCE_COLUMNS))
+            _write_csv(out_dir / "screened.csv", pd.DataFrame(columns=("epoch", "view", "n_selected", "series")))
             return []
         convergence = pd.concat(self.convergence, ignore_index=True)
         screened = pd.concat(self.screened, ignore_index=True)
@@ -396,6 +398,9 @@ class TracedSeeds:
             figures.append(plots.screened_plot(screened, n_samples, out_dir / "plots" / "screened.png",
                                                title=f"{dataset}: screened samples per view (mean over seeds)"))
         return figures
+
+
+CONVERGENCE_COLUMNS = ("seed", "epoch", "stage", "quantity", "value", "series")
 
 
 def _convergence_long(frame: pd.DataFrame) -> pd.DataFrame:
