@@ -8,6 +8,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # no editable install needed
 
+from mmib.interpreter import use_project_python  # noqa: E402
+
+use_project_python()  # before any third-party import: DVC may have started us with a bare python
+
 from mmib.entry import run_stage  # noqa: E402
 
 if __name__ == "__main__":
