@@ -190,6 +190,26 @@ def test_balance_weight_adds_the_negative_entropy_of_the_cluster_heads_batch_mea
     assert "balance" not in paper._calibration_loss(xs, _targets(len(xs[0])))[1]
 
 
+def test_batch_per_cluster_raises_stage_twos_batch_to_that_many_samples_per_cluster(views, monkeypatch):
+    import mmib.methods.clib as clib_module
+
+    assert make().calibration_batch_size == 20  # 0 = the warm-up's batch
+    assert make(calibrate={"batch_per_cluster": 2.0}).calibration_batch_size == 20  # 2 x 3 < 20
+    model = make(calibrate={"batch_per_cluster": 12.5})
+    assert model.calibration_batch_size == 38  # ceil(12.5 x 3)
+    sizes: list[int] = []
+
+    def recording(n, batch_size, gen):
+        sizes.append(batch_size)
+        return real(n, batch_size, gen)
+
+    real = clib_module._batches
+    monkeypatch.setattr(clib_module, "_batches", recording)
+    model.fit(views)
+    # the cold start (cross-entropy, no batch-mean term) keeps warmup.batch_size; calibration uses the larger batch
+    assert sizes == [20, 38]
+
+
 def test_caliH_reduction_mean_divides_eq7_by_the_number_of_views(views):
     s, m = make(), make(calibrate={"caliH_reduction": "mean"})
     xs, _ = one_batch(s, views)

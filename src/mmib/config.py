@@ -92,6 +92,7 @@ class CalibrateParams(_Strict):
     screening_agreement: bool                        # keep a screened pair only if it agrees with the cluster head
     caliH_reduction: Literal["sum", "mean"]          # L_caliH over views: sum (Eq. 7) or mean
     balance_weight: float = NonNeg                   # negative entropy of the cluster head's batch mean
+    batch_per_cluster: float = NonNeg                # stage-2 batch >= this x C samples (batch-mean terms); 0 = off
     keep_ib: bool                                    # L_IB in stage 2 (Eq. 2); false = L_Cal (+ recon)
     confidence: Literal["head", "seeds", "seeds_and_ncuts"]  # the head's softmax, or a temperature per seed (mmib.confidence)
 

@@ -31,6 +31,7 @@ PAPER_READING: list[str] = [
     "calibrate.weights.caliH=1.0",       # Eq. 6: unit weights
     "calibrate.weights.con=1.0",
     "calibrate.balance_weight=0.0",      # L_re acts on the calibration heads only (Eq. 8)
+    "calibrate.batch_per_cluster=0.0",   # stage 2 keeps the warm-up's batch of 64
     "calibrate.keep_ib=true",            # Eq. 2: L_IB + alpha L_Cal
     "calibrate.confidence=head",         # the cluster head's softmax is the confidence (Section 3.2)
 ]
