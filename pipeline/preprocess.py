@@ -25,7 +25,7 @@ from mmib.errors import InputError  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", help="a name from the `catalog:` section of params.yaml")
+    parser.add_argument("dataset", help="a name from data/catalog.yaml")
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     parser.add_argument("--out", default=None, help="output folder (default data/processed)")
     args = parser.parse_args(argv)
@@ -46,13 +46,13 @@ def _preprocess(args: argparse.Namespace) -> int:
     import warnings
 
     from mmib.config import load_params
-    from mmib.data import dataset_entry, load_dataset, prepare, resolve_data_root
+    from mmib.data import CATALOG_FILE, dataset_entry, load_dataset, prepare, resolve_data_root
     from mmib.data.processed import PROCESSED_DIR, summarize, write_processed
     from mmib.errors import InputWarning
 
     params = load_params(args.params)
     raw = params.model_dump()
-    entry = dataset_entry(raw, args.dataset, args.params)
+    entry = dataset_entry(raw, args.dataset, str(Path(args.params).parent / CATALOG_FILE))
     scaling = params.preprocess.scaling
     data = load_dataset(entry, args.dataset, resolve_data_root(raw))
     with warnings.catch_warnings(record=True) as caught:

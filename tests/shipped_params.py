@@ -9,6 +9,10 @@ code, not committed yet) is there with its workspace value, or gone: the
 fixture always fits the code under test. Outside a git checkout the
 workspace file is all there is.
 
+The dataset catalog is not a param: it lives in data/catalog.yaml. The dicts
+here hold it under ``catalog`` as ``Params.model_dump()`` does, and
+:func:`write_workspace_params` splits it out again (params.yaml + data/catalog.yaml).
+
 conftest.py points `mmib.config.DEFAULT_PARAMS` (the library's defaults,
 e.g. `CLIB()` without params) at the same values for the whole session.
 """
@@ -25,6 +29,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 WORKSPACE_PARAMS = REPO / "params.yaml"
+CATALOG = "data/catalog.yaml"  # beside params.yaml (mmib.data.catalog.CATALOG_FILE)
 
 
 @functools.cache
@@ -48,7 +53,8 @@ def _overlay(workspace: Any, committed: Any) -> Any:
 def _shipped() -> dict:
     workspace = yaml.safe_load(WORKSPACE_PARAMS.read_text())
     committed = _committed()
-    return workspace if committed is None else _overlay(workspace, committed)
+    params = workspace if committed is None else _overlay(workspace, committed)
+    return {**params, "catalog": yaml.safe_load((REPO / CATALOG).read_text())["catalog"]}
 
 
 def shipped_params() -> dict:
@@ -57,5 +63,26 @@ def shipped_params() -> dict:
 
 
 def write_shipped_params(path: Path) -> Path:
-    path.write_text(yaml.safe_dump(shipped_params(), sort_keys=False))
+    return write_workspace_params(path, shipped_params())
+
+
+def write_workspace_params(path: Path, params: dict) -> Path:
+    """``params`` as a workspace keeps them: params.yaml at ``path`` and, when ``params`` holds a
+    ``catalog``, data/catalog.yaml beside it."""
+    path = Path(path)
+    path.write_text(yaml.safe_dump({k: v for k, v in params.items() if k != "catalog"}, sort_keys=False))
+    if "catalog" in params:
+        catalog = path.parent / CATALOG
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        catalog.write_text(yaml.safe_dump({"catalog": params["catalog"]}, sort_keys=False))
     return path
+
+
+def read_workspace_params(path: Path) -> dict:
+    """params.yaml at ``path`` with the catalog beside it (the inverse of :func:`write_workspace_params`)."""
+    path = Path(path)
+    params = yaml.safe_load(path.read_text())
+    catalog = path.parent / CATALOG
+    if catalog.exists():
+        params["catalog"] = yaml.safe_load(catalog.read_text())["catalog"]
+    return params

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from fresh_clone import REPO, tiny_dataset, tiny_params
+from shipped_params import read_workspace_params, write_workspace_params
 from mmib import lifeline, stages
 from mmib.config import default_params
 from mmib.errors import InputError
@@ -63,7 +64,7 @@ def good_workspace(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("good")
     (work / ".dvc").mkdir()
     tiny_dataset(work / RAW)
-    (work / "params.yaml").write_text(yaml.safe_dump(tiny_params(seeds=[0]), sort_keys=False))
+    write_workspace_params(work / "params.yaml", tiny_params(seeds=[0]))
     with pytest.MonkeyPatch.context() as patch:
         _quiet_env(patch)
         patch.chdir(work)
@@ -84,7 +85,7 @@ class Ws:
     root: Path
 
     def params(self) -> dict:
-        return yaml.safe_load((self.root / "params.yaml").read_text())
+        return read_workspace_params(self.root / "params.yaml")
 
     def set(self, dotted: str, value: Any) -> None:
         raw = self.params()
@@ -96,6 +97,12 @@ class Ws:
             del node[leaf]
         else:
             node[leaf] = value
+        write_workspace_params(self.root / "params.yaml", raw)
+
+    def set_in_params(self, key: str, value: Any) -> None:
+        """A top-level key written into params.yaml itself (``set`` puts ``catalog.*`` in data/catalog.yaml)."""
+        raw = yaml.safe_load((self.root / "params.yaml").read_text())
+        raw[key] = value
         (self.root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
     def save(self, name: str, x: Any) -> None:
@@ -178,6 +185,7 @@ def _processed_with_two_samples(w: Ws) -> None:
 
 
 P = "params.yaml"
+C = "data/catalog.yaml"  # the dataset catalog: a file of its own, not params
 STAGE_CASES = [
     # ---- params.yaml, checked whole by every stage (item 9)
     Case("typo_in_preprocess", "preprocess", lambda w: w.set("preprocess.scalng", "standard"), P,
@@ -186,10 +194,14 @@ STAGE_CASES = [
          "preprocess.scaling", "one of"),
     Case("typo_at_top_level", "warmup", lambda w: w.set("alpah", 0.3), P, "alpah", "correct its spelling"),
     Case("missing_section", "calibrate", lambda w: w.set("evaluate", DELETE), P, "evaluate", "add 'evaluate'"),
-    Case("typo_in_another_dataset", "preprocess", lambda w: w.set("catalog.cub.pth", "x"), P,
+    Case("typo_in_another_dataset", "preprocess", lambda w: w.set("catalog.cub.pth", "x"), C,
          "catalog.cub.pth", "correct the entry"),
     Case("not_yaml", "preprocess", lambda w: (w.root / P).write_text("alpha: [0.5\n"), P, "", "YAML"),
-    Case("unknown_dataset", "preprocess", lambda w: None, P, "datasets", "use one of those names"),
+    Case("unknown_dataset", "preprocess", lambda w: None, C, "datasets", "use one of those names"),
+    Case("catalog_not_yaml", "warmup", lambda w: (w.root / C).write_text("catalog: [x\n"), C, "catalog", "YAML"),
+    Case("catalog_missing", "preprocess", lambda w: (w.root / C).unlink(), C, "catalog", "git checkout"),
+    Case("catalog_back_in_params", "preprocess", lambda w: w.set_in_params("catalog", {"tiny": {}}), P,
+         "catalog", "move the entries"),
     # ---- seeds (item 8)
     Case("same_seed_twice", "warmup", lambda w: w.set("seeds", [0, 0]), P, "seeds", "list each seed once"),
     Case("no_seed", "warmup", lambda w: w.set("seeds", []), P, "seeds", "seeds"),
@@ -209,17 +221,17 @@ STAGE_CASES = [
          "lower warmup.lr"),
     Case("alpha_diverges", "calibrate", lambda w: w.set("alpha", 1e39), None, "alpha", "lower alpha"),
     # ---- the catalog entry (item 8: N = 1, C = 1, a single view)
-    Case("one_cluster", "preprocess", lambda w: w.set("catalog.tiny.expect.n_clusters", 1), P,
+    Case("one_cluster", "preprocess", lambda w: w.set("catalog.tiny.expect.n_clusters", 1), C,
          "catalog.tiny.expect.n_clusters", "number of groups"),
-    Case("one_sample", "preprocess", lambda w: w.set("catalog.tiny.expect.n_samples", 1), P,
+    Case("one_sample", "preprocess", lambda w: w.set("catalog.tiny.expect.n_samples", 1), C,
          "catalog.tiny.expect.n_samples", "add samples"),
-    Case("as_many_clusters_as_samples", "preprocess", lambda w: w.set("catalog.tiny.expect.n_clusters", 60), P,
+    Case("as_many_clusters_as_samples", "preprocess", lambda w: w.set("catalog.tiny.expect.n_clusters", 60), C,
          "catalog.tiny.expect.n_clusters", "fewer clusters"),
-    Case("single_view", "preprocess", lambda w: w.set("catalog.tiny.views", ["a.npy"]), P,
+    Case("single_view", "preprocess", lambda w: w.set("catalog.tiny.views", ["a.npy"]), C,
          "catalog.tiny.views", "two or more views"),
-    Case("unknown_layout", "preprocess", lambda w: w.set("catalog.tiny.layout", "usr"), P,
+    Case("unknown_layout", "preprocess", lambda w: w.set("catalog.tiny.layout", "usr"), C,
          "catalog.tiny.layout", "layouts are"),
-    Case("dims_count", "preprocess", lambda w: w.set("catalog.tiny.expect.dims", [5]), P,
+    Case("dims_count", "preprocess", lambda w: w.set("catalog.tiny.expect.dims", [5]), C,
          "catalog.tiny.expect.dims", "one dimension per view"),
     Case("dims_differ", "preprocess", lambda w: w.set("catalog.tiny.expect.dims", [4, 3]), "tiny/a.npy",
          "catalog.tiny.expect.dims", "correct expect.dims"),

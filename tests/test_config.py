@@ -1,4 +1,6 @@
-"""params.yaml validation (``mmib.config``): a bad entry names the file and the dotted field."""
+"""params.yaml validation (``mmib.config``): a bad entry names the file and the dotted field.
+
+The dataset catalog is data/catalog.yaml beside params.yaml, not a param."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ import copy
 import pytest
 import yaml
 
-from mmib.config import Params, default_params, load_params, parse_params
+from mmib.config import REPO_ROOT, Params, default_params, load_params, parse_params
 from mmib.errors import InputError
-from shipped_params import shipped_params
+from shipped_params import shipped_params, write_workspace_params
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,7 @@ def test_missing_section_or_field(raw, dotted):
 def test_load_params_names_the_file_it_read(raw, tmp_path):
     path = tmp_path / "exp" / "params.yaml"
     path.parent.mkdir()
-    path.write_text(yaml.safe_dump(edited(raw, "warmup.epochs", -1)))
+    write_workspace_params(path, edited(raw, "warmup.epochs", -1))
     with pytest.raises(InputError) as exc:
         load_params(path)
     assert exc.value.file == str(path)
@@ -114,3 +116,48 @@ def test_load_params_unreadable_yaml(tmp_path, text, match):
     with pytest.raises(InputError, match=match) as exc:
         load_params(path)
     assert "params.yaml" in str(exc.value)
+
+
+# ---------------------------------------------------------------- the catalog is a file, not params
+def test_the_catalog_is_not_a_param_of_the_repository():
+    """params.yaml holds no catalog (DVC would track 100+ catalog.* params); data/catalog.yaml does."""
+    assert "catalog" not in yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    catalog = yaml.safe_load((REPO_ROOT / "data" / "catalog.yaml").read_text())
+    assert set(catalog) == {"catalog"} and "mfeat" in catalog["catalog"]
+
+
+def test_load_params_reads_the_catalog_beside_it(raw, tmp_path):
+    path = write_workspace_params(tmp_path / "params.yaml", raw)
+    p = load_params(path)
+    assert p.catalog == raw["catalog"]
+    assert parse_params({k: v for k, v in raw.items() if k != "catalog"}) == p  # default: the shipped catalog
+
+
+def test_a_catalog_in_params_yaml_is_refused_with_the_move(raw, tmp_path):
+    path = write_workspace_params(tmp_path / "params.yaml", raw)
+    path.write_text(yaml.safe_dump(raw))  # the catalog back in params.yaml, as before
+    with pytest.raises(InputError) as exc:
+        load_params(path)
+    assert exc.value.file == str(path) and exc.value.field == "catalog"
+    assert "data/catalog.yaml" in exc.value.fix
+
+
+def test_a_bad_catalog_entry_names_the_catalog_file(raw, tmp_path):
+    path = write_workspace_params(tmp_path / "params.yaml", edited(raw, "catalog.mfeat.layout", "uci"))
+    with pytest.raises(InputError) as exc:
+        load_params(path)
+    assert exc.value.file == str(tmp_path / "data" / "catalog.yaml")
+    assert exc.value.field == "catalog.mfeat.layout"
+
+
+@pytest.mark.parametrize("text, match", [(None, "not found"), ("catalog: [x\n", "not valid YAML"),
+                                         ("mfeat: {}\n", "top-level `catalog:`"),
+                                         ("catalog: {}\n", "top-level `catalog:`"),
+                                         ("catalog: {mfeat: {}}\nalpha: 1\n", "unexpected top-level")])
+def test_an_unreadable_catalog_names_its_file(raw, tmp_path, text, match):
+    path = write_workspace_params(tmp_path / "params.yaml", raw)
+    catalog = tmp_path / "data" / "catalog.yaml"
+    catalog.unlink() if text is None else catalog.write_text(text)
+    with pytest.raises(InputError, match=match) as exc:
+        load_params(path)
+    assert exc.value.file == str(catalog)

@@ -291,7 +291,7 @@ def test_mat_split_part_count_mismatch(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         load_toy(tmp_path, {"layout": "mat_split", "path": "cub.mat", "views": [["a", "a"]],
                             "labels": ["g"], "expect": expect(4, 1)})
-    assert_error(exc, "params.yaml", "catalog.toy.views", "parts")
+    assert_error(exc, "data/catalog.yaml", "catalog.toy.views", "parts")
 
 
 def write_v73(path: Path, variables: dict[str, Any]) -> None:
@@ -477,7 +477,7 @@ def test_unknown_dataset_lists_known_names(params: dict[str, Any]) -> None:
     with pytest.raises(InputError) as exc:
         dataset_entry(params, "caltech")
     assert exc.value.field == "datasets"
-    assert_error(exc, "params.yaml", "'datasets'", "caltech_2v", "mfeat", "leaves100")
+    assert_error(exc, "params.yaml", "data/catalog.yaml", "'datasets'", "caltech_2v", "mfeat", "leaves100")
 
 
 @pytest.mark.parametrize("raw,field", [
@@ -502,7 +502,7 @@ def test_invalid_entries(raw: dict[str, Any], field: str) -> None:
     with pytest.raises(InputError) as exc:
         parse_entry("toy", raw)
     assert exc.value.field == field
-    assert_error(exc, "params.yaml", field)
+    assert_error(exc, "data/catalog.yaml", field)
 
 
 def test_every_catalog_entry_in_params_is_valid(params: dict[str, Any]) -> None:

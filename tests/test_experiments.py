@@ -67,3 +67,25 @@ def test_write_ablations_writes_tables_and_heatmaps(tmp_path, monkeypatch):
     pngs = [n for n in names if n.endswith(".png")]
     assert len(pngs) == 3 and all(n.startswith("sweeps/alpha_beta_mfeat_") for n in pngs)
     assert all((tmp_path / n).stat().st_size > 1000 for n in names if n.endswith(".png"))
+
+
+def test_records_carry_the_details_file_of_their_revision():
+    """Table 5 and the lowest-loss seed are in metrics/details.json (not a DVC metrics file): each
+    record reads it from its own revision."""
+    from mmib.experiments import experiment_records
+
+    asked = []
+
+    def details(rev):
+        asked.append(rev)
+        return {"mfeat": {"hard_samples": {"end": {"acc": {"mean": float(len(asked)), "std": 0.0}}}}}
+
+    records = experiment_records(SHOW, details=details)
+    assert sorted(asked) == ["a" * 40, "b" * 40, "c" * 40]  # the finished revisions, not the workspace
+    assert all("hard_samples" in r["metrics"]["mfeat"] and "acc" in r["metrics"]["mfeat"] for r in records)
+
+
+def test_committed_details_is_empty_for_a_revision_without_it():
+    from mmib.experiments import committed_details
+
+    assert committed_details("0" * 40) == {}

@@ -43,7 +43,9 @@ def test_repro_then_alpha_then_beta(workspace):
     figures = {"reliability", "training_curves", "fusion_weights", "convergence", "screened", "tsne"}
     for name in figures:
         assert (work / "metrics" / "tiny" / "plots" / f"{name}.png").stat().st_size > 0, name
-    assert "hard_samples" in metrics["tiny"]  # Table 5
+    details = json.loads((work / "metrics" / "details.json").read_text())  # not a DVC metrics file
+    assert "hard_samples" in details["tiny"] and "hard_samples" not in metrics["tiny"]  # Table 5
+    assert details["tiny"]["lowest_loss_seed"]["seed"] in (0, 1)
     # calibrate.confidence (seeds_and_ncuts): each seed's temperature, and the head's own ECE beside it
     evaluation = json.loads((work / "metrics" / "evaluate" / "tiny.json").read_text())
     assert all(0 < evaluation["per_seed"][f"seed{s}"]["temperature"] for s in (0, 1))
@@ -67,6 +69,10 @@ def test_repro_then_alpha_then_beta(workspace):
 
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], work, env))
     assert shown, "dvc exp show lists the experiments"
+    # `make show`: the baseline and both experiments within 120 columns (issue 13 item 8)
+    table = _run(["make", "--no-print-directory", "show"], work, {**env, "COLUMNS": "1000"})
+    assert max(len(line.rstrip()) for line in table.splitlines()) <= 120, table
+    assert "tiny.acc.mean" in table and "alpha" in table and "beta" in table and "…" not in table
 
     from mlflow import MlflowClient
 

@@ -15,7 +15,7 @@ import yaml
 from mmib.data import (MultiViewData, encode_labels, load_processed, prepare, scale_view,
                        validate, write_processed)
 from mmib.errors import InputError
-from shipped_params import shipped_params
+from shipped_params import shipped_params, write_workspace_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,10 +88,10 @@ def test_validate_accepts_good_data() -> None:
      ("toy/v1.npy", "catalog.toy.views.1", "'v1'", "3 NaN and 1 inf", "3 samples")),
     (toy([np.ones((4, 2))], np.arange(3)), None,
      ("toy/y.npy", "catalog.toy.labels", "3 labels for 4 samples")),
-    (toy([np.ones((4, 2))]), 5, ("params.yaml", "catalog.toy.expect.n_clusters", "5 clusters")),
+    (toy([np.ones((4, 2))]), 5, ("data/catalog.yaml", "catalog.toy.expect.n_clusters", "5 clusters")),
     (toy([np.ones((4, 2)), np.ones((4, 0))]), None, ("toy/v1.npy", "catalog.toy.views.1", "empty")),
     (toy([np.ones((0, 2))]), None, ("toy/v0.npy", "catalog.toy.views.0", "empty")),
-    (toy([]), None, ("params.yaml", "catalog.toy.views", "no views")),
+    (toy([]), None, ("data/catalog.yaml", "catalog.toy.views", "no views")),
 ], ids=["n_mismatch", "nan_inf", "label_count", "too_many_clusters", "no_features",
         "no_samples", "no_views"])
 def test_validate_errors(data: MultiViewData, n_clusters: int | None,
@@ -161,7 +161,7 @@ def stage(tmp_path: Path) -> Path:
     params["catalog"]["toy"] = {"layout": "user", "path": "toy", "views": ["a.npy", "b.npy"],
                                 "labels": "y.npy", "source": "made by the test",
                                 "expect": {"n_samples": 20, "n_clusters": 4, "dims": [3, 4]}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_workspace_params(tmp_path / "params.yaml", params)
     return tmp_path
 
 

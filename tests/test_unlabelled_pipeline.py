@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from fresh_clone import REPO, tiny_dataset, tiny_params
+from shipped_params import write_workspace_params
 from mmib import stages
 from mmib.config import load_params
 
@@ -47,7 +48,7 @@ def unlabelled(tmp_path, monkeypatch):
     raw = tiny_params()
     raw["warmup"]["epochs"] = raw["calibrate"]["epochs"] = 6  # enough for the blobs to come apart
     del raw["catalog"]["tiny"]["labels"]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    write_workspace_params(tmp_path / "params.yaml", raw)
     for rel in ("data/reference/paper_tables.csv", raw["report"]["benchmark"]):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, tmp_path / rel)
@@ -96,7 +97,7 @@ def test_unlabelled_data_finishes_the_pipeline(unlabelled):
 def test_labelled_data_gets_the_assignments_too(unlabelled):
     work, _params, raw = unlabelled
     raw["catalog"]["tiny"]["labels"] = "y.npy"  # the same views, now with labels: the models still apply
-    (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    write_workspace_params(work / "params.yaml", raw)
     _preprocess()
     result = stages.evaluate("tiny", load_params("params.yaml"))
     assert result["labels"] is True and 0 <= result["acc"]["mean"] <= 100 and "note" not in result

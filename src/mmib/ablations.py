@@ -70,7 +70,7 @@ def _without(params: dict[str, Any], paths) -> dict[str, Any]:
 def setting_of(params: dict[str, Any], dataset: str, extra: tuple = ()) -> str:
     """A short id of everything that must match for two experiments to be compared on ``dataset``."""
     rest = _without(params, SWITCHES + IGNORED + extra)
-    rest["catalog"] = (params.get("catalog") or {}).get(dataset)
+    rest.pop("catalog", None)  # the dataset catalog: params before it moved to data/catalog.yaml; not a setting
     blob = json.dumps(rest, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
 

@@ -5,6 +5,9 @@ value can never silently come from code. A bad value raises ``InputError``
 naming params.yaml, the dotted field and the fix. Every stage, preprocess
 included, reads params.yaml through :func:`load_params`: the whole file is
 checked, every catalog entry too, so a typo anywhere stops the run at once.
+The dataset catalog is not a param: it lives in data/catalog.yaml beside
+params.yaml (a dependency of preprocess), is read by :func:`load_params` and
+is ``Params.catalog`` in memory; its errors name data/catalog.yaml.
 Numbers must be finite (``-S alpha=inf`` is refused, not trained on).
 """
 
@@ -132,7 +135,7 @@ class Params(_Strict):
     omib: OMIBParams
     baselines: BaselinesParams
     report: ReportParams
-    catalog: dict[str, dict[str, Any]]  # each entry is checked by mmib.data.catalog (parse_params)
+    catalog: dict[str, dict[str, Any]]  # from data/catalog.yaml, not params.yaml; entries checked by mmib.data.catalog
 
     @field_validator("seeds")
     @classmethod
@@ -167,8 +170,26 @@ def _fix_for(loc: str, err: dict) -> str:
     return f"correct '{loc}' in params.yaml"
 
 
-def parse_params(raw: dict, source: str | os.PathLike = "params.yaml") -> Params:
-    """Validate a params dict and every catalog entry; the first problem becomes an ``InputError``."""
+def default_catalog_file() -> Path:
+    """data/catalog.yaml beside the library's default params (:data:`DEFAULT_PARAMS`)."""
+    from mmib.data.catalog import CATALOG_FILE
+
+    return Path(DEFAULT_PARAMS).parent / CATALOG_FILE
+
+
+def parse_params(raw: dict, source: str | os.PathLike = "params.yaml",
+                 catalog_file: str | os.PathLike | None = None) -> Params:
+    """Validate a params dict and every catalog entry; the first problem becomes an ``InputError``.
+
+    ``raw`` is params.yaml's mapping, with the ``catalog`` mapping in it (as ``Params.model_dump()``
+    gives) or without: then the catalog is read from ``catalog_file`` (default: data/catalog.yaml
+    beside :data:`DEFAULT_PARAMS`)."""
+    from mmib.data.catalog import CATALOG_FILE, read_catalog
+
+    if "catalog" not in raw:
+        catalog_file = catalog_file or default_catalog_file()
+        raw = {**raw, "catalog": read_catalog(catalog_file)}
+    catalog_source = str(catalog_file or CATALOG_FILE)
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
@@ -176,9 +197,10 @@ def parse_params(raw: dict, source: str | os.PathLike = "params.yaml") -> Params
         loc = ".".join(str(p) for p in err["loc"])
         value = err.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        raise InputError(f"{err['msg']}{shown}", file=str(source), field=loc,
+        in_catalog = loc.split(".")[0] == "catalog"
+        raise InputError(f"{err['msg']}{shown}", file=catalog_source if in_catalog else str(source), field=loc,
                          fix=_fix_for(loc, err)) from None
-    _check_catalog(params, str(source))
+    _check_catalog(params, catalog_source)
     return params
 
 
@@ -192,7 +214,7 @@ def _check_catalog(params: Params, source: str) -> None:
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> Params:
-    """Read and validate params.yaml."""
+    """Read and validate params.yaml, and the dataset catalog beside it (data/catalog.yaml)."""
     path = Path(path)
     if not path.exists():
         raise InputError("parameter file not found", file=str(path),
@@ -204,7 +226,14 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise InputError("expected a mapping of parameters", file=str(path),
                          fix="restore params.yaml from git (`git checkout params.yaml`)")
-    return parse_params(raw, path)
+    from mmib.data.catalog import CATALOG_FILE
+
+    catalog_file = path.parent / CATALOG_FILE
+    if "catalog" in raw:
+        raise InputError("the dataset catalog is not a param any more", file=str(path), field="catalog",
+                         fix=f"move the entries under `catalog:` to {catalog_file} (a dependency of preprocess, "
+                             "see the README's 'Data') and delete `catalog:` from params.yaml")
+    return parse_params(raw, path, catalog_file)
 
 
 def default_params() -> Params:

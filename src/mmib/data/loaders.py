@@ -22,7 +22,7 @@ import scipy.io
 import scipy.sparse
 
 from mmib.data.catalog import (
-    DATA_ROOT_ENV, PARAMS_FILE, CatalogEntry, ImgTxtEntry, MatCellEntry, MatFilesEntry,
+    CATALOG_FILE, DATA_ROOT_ENV, CatalogEntry, ImgTxtEntry, MatCellEntry, MatFilesEntry,
     MatKeysEntry, MatSplitEntry, MvlearnUciEntry, Orientation, UserEntry, dataset_entry,
     resolve_data_root)
 from mmib.errors import InputError
@@ -550,7 +550,7 @@ def _load_mat_split(entry: MatSplitEntry, name: str, root: Path) -> MultiViewDat
         for view in entry.views:
             if parts and len(view) != len(parts):
                 raise InputError(f"view {view} has {len(view)} parts but labels has {len(parts)}",
-                                 file=PARAMS_FILE, field=f"catalog.{name}.views",
+                                 file=CATALOG_FILE, field=f"catalog.{name}.views",
                                  fix="list one key per part in views and labels, same order")
         views = []
         for keys in entry.views:
@@ -646,7 +646,7 @@ def check_expect(data: MultiViewData, entry: CatalogEntry) -> None:
     src = data.view_sources or data.view_names
     if exp.dims is not None and len(exp.dims) != len(data.views):
         raise InputError(f"found {len(data.views)} views ({', '.join(data.view_names)}) but "
-                         f"expect.dims lists {len(exp.dims)}", file=src[0] if src else PARAMS_FILE,
+                         f"expect.dims lists {len(exp.dims)}", file=src[0] if src else CATALOG_FILE,
                          field=f"catalog.{name}.expect.dims",
                          fix="fix the views key or the expected dims")
     for i, x in enumerate(data.views):
@@ -663,13 +663,13 @@ def check_expect(data: MultiViewData, entry: CatalogEntry) -> None:
     if data.labels is not None:
         if len(data.labels) != exp.n_samples:
             raise InputError(f"{len(data.labels)} labels, expected {exp.n_samples}",
-                             file=data.label_source or PARAMS_FILE,
+                             file=data.label_source or CATALOG_FILE,
                              field=f"catalog.{name}.expect.n_samples",
                              fix="check the labels key and file")
         n_classes = len(np.unique(data.labels))
         if n_classes != exp.n_clusters:
             raise InputError(f"labels hold {n_classes} distinct classes, expected "
-                             f"{exp.n_clusters}", file=data.label_source or PARAMS_FILE,
+                             f"{exp.n_clusters}", file=data.label_source or CATALOG_FILE,
                              field=f"catalog.{name}.expect.n_clusters",
                              fix="check the labels key and file, or correct expect.n_clusters")
 
@@ -684,7 +684,7 @@ def load_dataset(entry: CatalogEntry, name: str, root: str | os.PathLike) -> Mul
 
 
 def load(params: dict[str, Any], name: str, base: str | os.PathLike | None = None,
-         params_file: str = PARAMS_FILE) -> MultiViewData:
+         catalog_file: str = CATALOG_FILE) -> MultiViewData:
     """Dataset ``name`` of params' catalog, from the data root (env, else params)."""
-    entry = dataset_entry(params, name, params_file)
+    entry = dataset_entry(params, name, catalog_file)
     return load_dataset(entry, name, resolve_data_root(params, base))

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from mmib.data.catalog import PARAMS_FILE, check_clusterable
+from mmib.data.catalog import CATALOG_FILE, PARAMS_FILE, check_clusterable
 from mmib.data.loaders import MultiViewData
 from mmib.errors import InputError, InputWarning
 
@@ -33,7 +33,7 @@ def validate(data: MultiViewData, n_clusters: int | None = None) -> None:
     (:class:`InputWarning`) about a view that holds no information (every value the same)."""
     field = f"catalog.{data.name}.views"
     if not data.views:
-        raise InputError(f"dataset {data.name!r} has no views", file=PARAMS_FILE, field=field,
+        raise InputError(f"dataset {data.name!r} has no views", file=CATALOG_FILE, field=field,
                          fix="list at least one view in the catalog entry")
     for i, x in enumerate(data.views):
         if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
@@ -58,7 +58,7 @@ def validate(data: MultiViewData, n_clusters: int | None = None) -> None:
     n = counts[0]
     if data.labels is not None and len(data.labels) != n:
         raise InputError(f"{len(data.labels)} labels for {n} samples",
-                         file=data.label_source or PARAMS_FILE, field=f"catalog.{data.name}.labels",
+                         file=data.label_source or CATALOG_FILE, field=f"catalog.{data.name}.labels",
                          fix="give exactly one label per sample, in the views' order")
     if n_clusters is not None:
         check_clusterable(len(data.views), n, n_clusters, data.name,
