@@ -75,8 +75,9 @@ def _outputs(work: Path) -> None:
                  for s in (0, 1, 2)}
     for stage in ("warmup", "calibrate"):
         _curves_frame(histories).to_csv(out / f"{stage}_curves.csv", index=False)
-    pd.DataFrame({"bin_lower": [0, 0.5], "bin_upper": [0.5, 1], "count": [0, 10], "accuracy": [np.nan, 0.9],
-                  "confidence": [np.nan, 0.8]}).to_csv(out / "reliability.csv", index=False)
+    # as mmib.metrics.reliability_table writes it: percent, empty bins NaN
+    pd.DataFrame({"bin_lower": [0, 0.5], "bin_upper": [0.5, 1], "count": [0, 10], "accuracy": [np.nan, 90.0],
+                  "confidence": [np.nan, 80.0]}).to_csv(out / "reliability.csv", index=False)
     pd.DataFrame({"epoch": [1, 1], "view": [0, 1], "weight": [0.5, 0.5], "series": ["view0", "view1"]}
                  ).to_csv(out / "fusion_weights.csv", index=False)
     pd.DataFrame({"epoch": [1, 1], "view": [0, 1], "n_selected": [5, 6], "series": ["view0", "view1"]}
@@ -150,6 +151,9 @@ const specs = JSON.parse(require("fs").readFileSync("specs.json"));
     assert curves.index("loss") < curves.index("kl") and "epoch_seconds" not in curves
     reliability = texts["metrics/tiny/reliability.csv"]
     assert "100" in reliability and "confidence (%)" in reliability and "accuracy (%)" in reliability
+    assert 'width="' in svgs["metrics/tiny/reliability.csv"][:200]
+    width = int(re.search(r'width="(\d+)"', svgs["metrics/tiny/reliability.csv"]).group(1))
+    assert width < 1000, "the points fall outside the 0-100 axes"
     tsne = texts["metrics/tiny/tsne.csv"]
     assert tsne.index("end of warm-up (epoch 2)") < tsne.index("end of training (epoch 4)")
     assert "class" in tsne
