@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -28,6 +27,7 @@ from quality import load_views  # noqa: E402
 
 from mmib.baselines import ncuts_predict  # noqa: E402
 from mmib.config import parse_params  # noqa: E402
+from mmib.data.catalog import read_params  # noqa: E402
 from mmib.methods.clib import CLIB  # noqa: E402
 from mmib.metrics import clustering_accuracy  # noqa: E402
 from mmib.recipes import apply_overrides  # noqa: E402
@@ -36,7 +36,7 @@ from mmib.recipes import apply_overrides  # noqa: E402
 def main(argv: list[str]) -> None:
     dataset, overrides = argv[0], argv[1:]
     torch.set_num_threads(1)
-    raw = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+    raw = apply_overrides(read_params(ROOT / "params.yaml"), overrides)
     views, y, c = load_views(raw, dataset)
     model = CLIB.from_params(parse_params(raw), c, 0, progress=False)
     model.device = "cpu"

@@ -27,12 +27,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent / "src"))
 
+from mmib.data.catalog import read_params  # noqa: E402
 from quality import ALL_DATASETS, load_views  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def warmup_features(job: dict) -> str:
     path = Path(job["features"]) / f"{job['dataset']}-{job['seed']}.npz"
     if path.exists():
         return str(path)
-    raw = yaml.safe_load(Path(job["params"]).read_text())
+    raw = read_params(job["params"])
     views, labels, c = load_views(raw, job["dataset"])
     model = CLIB.from_params(parse_params(raw), c, job["seed"], progress=False)
     model.device = "cpu"

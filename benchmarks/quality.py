@@ -33,12 +33,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from mmib.atomic_io import atomic_path  # noqa: E402
+from mmib.data.catalog import read_params  # noqa: E402
 from mmib.recipes import PAPER_READING, apply_overrides  # noqa: E402
 
 DATA_ROOT = os.environ.get("MMIB_DATA_ROOT", str(ROOT.parent / "shared" / "data"))
@@ -91,7 +91,7 @@ def run_one(job: dict) -> dict:
     from mmib.config import parse_params
     from mmib.metrics import evaluate_hard_clustering, evaluate_soft_clustering
 
-    raw = apply_overrides(yaml.safe_load(Path(job["params"]).read_text()), job["overrides"])
+    raw = apply_overrides(read_params(job["params"]), job["overrides"])
     views, labels, c = load_views(raw, job["dataset"])
     seed, recipe = job["seed"], job["recipe"]
     t0 = time.perf_counter()
@@ -154,7 +154,7 @@ def temper_seeds(rows: list[dict], out: str, params_path: str) -> list[dict]:
     from mmib.confidence import agreement_temperatures, reference_partitions, temperature_scale
     from mmib.metrics import evaluate_soft_clustering
 
-    raw = yaml.safe_load(Path(params_path).read_text())
+    raw = read_params(params_path)
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r.get("confidence") in ("seeds", "seeds_and_ncuts"):

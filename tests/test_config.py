@@ -161,3 +161,14 @@ def test_an_unreadable_catalog_names_its_file(raw, tmp_path, text, match):
     with pytest.raises(InputError, match=match) as exc:
         load_params(path)
     assert exc.value.file == str(catalog)
+
+
+def test_the_raw_reader_of_scripts_brings_the_catalog_along(raw, tmp_path):
+    """mmib.data.read_params (benchmarks, scripts): params.yaml's dict with the catalog beside it."""
+    from mmib.data import read_params
+
+    path = write_workspace_params(tmp_path / "params.yaml", raw)
+    assert read_params(path) == raw
+    path.write_text(yaml.safe_dump(raw))  # a catalog left in params.yaml
+    with pytest.raises(InputError, match="not a param"):
+        read_params(path)

@@ -278,7 +278,8 @@ def read_catalog(path: str | os.PathLike = CATALOG_FILE) -> dict[str, Any]:
 
 
 def read_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
-    """params.yaml as a dict, with an InputError when missing or not YAML."""
+    """params.yaml as a dict (unvalidated) with the ``catalog`` of data/catalog.yaml beside it, as
+    ``Params.model_dump()`` has it; an InputError when either is missing or not YAML."""
     path = Path(path)
     try:
         params = yaml.safe_load(path.read_text())
@@ -291,7 +292,11 @@ def read_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise InputError("expected a mapping at the top level", file=str(path), field="params",
                          fix="restore params.yaml from git") from None
-    return params
+    if "catalog" in params:
+        raise InputError("the dataset catalog is not a param any more", file=str(path), field="catalog",
+                         fix=f"move the entries under `catalog:` to {path.parent / CATALOG_FILE} and delete "
+                             "`catalog:` from params.yaml")
+    return {**params, "catalog": read_catalog(path.parent / CATALOG_FILE)}
 
 
 def resolve_data_root(params: dict[str, Any], base: str | os.PathLike | None = None) -> Path:
