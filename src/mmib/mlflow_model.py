@@ -19,8 +19,9 @@ Output: a DataFrame with ``cluster`` (int64, 0..C-1) and ``confidence``
 (float64: the top probability of the cluster head, scaled by the seed's
 fitted temperature, as ``predict_proba`` and ``assignments.csv`` give it).
 
-The signature names every column: MLflow rejects an input that lacks one;
-:meth:`ClusterModel.predict` also rejects extra columns and says which.
+The signature names every column: MLflow rejects an input that lacks one
+and drops (with a warning) columns it does not name; called directly,
+:meth:`ClusterModel.predict` rejects both and says which.
 Loading runs no pickle: the model is logged from code (:data:`MODEL_CODE`,
 MLflow's models-from-code, instead of a cloudpickled object) and its
 weights are a state file read with ``torch.load(weights_only=True)``
@@ -122,8 +123,8 @@ class ClusterModel(mlflow.pyfunc.PythonModel):
         from mmib.state_io import load_state
 
         artifacts = context.artifacts
-        state = load_state(artifacts["state"], rerun="evaluate (it logs the model)")
         params = Params.model_validate(json.loads(Path(artifacts["params"]).read_text()))
+        state = load_state(artifacts["state"], rerun=f"evaluate@{params.datasets[0]}")  # it logs the model
         self.estimator = registry.restore(state, params, int(state["n_clusters"]), int(state["seed"]))
         self.dims = [int(d) for d in state["dims"]]
         self.scaler = load_scaler(artifacts["scaler"])[1] if "scaler" in artifacts else None
