@@ -134,3 +134,21 @@ def test_only_stores_with_a_registry_register():
     assert registry_supported("postgresql+psycopg2://u@h/db")
     assert not registry_supported("file:///tmp/mlruns") and not registry_supported("/tmp/mlruns")
     assert registered_name("clib", "mfeat") == "clib-mfeat"
+
+
+def test_without_a_scaler_the_model_takes_processed_views_and_a_missing_scaler_file_is_an_error(trained):
+    import mlflow
+
+    from mmib.mlflow_model import log_clusterer, views_frame
+
+    params = parse_params(apply_overrides(shipped_params(), TINY))
+    state_file = trained["tmp"] / "seed7.pt"
+    with mlflow.start_run():
+        with pytest.raises(InputError) as exc:
+            log_clusterer(state_file, params, "blobs", trained["views"], trained["tmp"] / "gone.scaler.npz")
+        assert "gone.scaler.npz" in str(exc.value) and "dvc repro preprocess@gone" in str(exc.value)
+        logged = log_clusterer(state_file, params, "blobs", trained["views"], None)
+    loaded = mlflow.pyfunc.load_model(logged["model_uri"])
+    assert loaded.metadata.metadata["scaler"] == "none"
+    out = loaded.predict(views_frame(trained["views"]))
+    np.testing.assert_array_equal(out["cluster"].to_numpy(), trained["model"].predict(trained["views"]))

@@ -166,15 +166,16 @@ def log_clusterer(state_path: str | Path, params: Any, dataset: str, example_vie
     ``params`` is the run's :class:`mmib.config.Params` (stored with the dataset's catalog entry only
     and ``device: cpu``); ``example_views`` are processed views whose first rows become the input
     example (unscaled back to raw features); ``scaler_file`` is preprocess's ``<ds>.scaler.npz``
-    (None or missing: the model takes preprocessed inputs, and says so in its metadata).
+    (a missing file is an :class:`InputError`; None: the model takes inputs already scaled as
+    preprocess scales them, and says so in its metadata).
     ``registered_name`` also registers the model under that name (the store must have a registry).
     """
     from mmib.data.processed import load_scaler
+    from mmib.methods.registry import method_of_state
     from mmib.state_io import load_state, save_state
 
     state = load_state(state_path, rerun=f"calibrate@{dataset}")
     dims = [int(d) for d in state["dims"]]
-    scaler_file = Path(scaler_file) if scaler_file is not None and Path(scaler_file).is_file() else None
     scaler = load_scaler(scaler_file) if scaler_file is not None else None
     if scaler is not None and [len(off) for off, _ in scaler[1]] != dims:
         raise InputError(f"the scaler's view widths {[len(o) for o, _ in scaler[1]]} differ from the model's {dims}",
@@ -183,7 +184,7 @@ def log_clusterer(state_path: str | Path, params: Any, dataset: str, example_vie
     run_params = params.model_dump()
     run_params.update(device="cpu", catalog={dataset: run_params["catalog"].get(dataset, {})}, datasets=[dataset])
     example = views_frame([v[:EXAMPLE_ROWS] for v in unscale(example_views, scaler and scaler[1])])
-    metadata_ = {"dataset": dataset, "seed": int(state["seed"]), "method": str(state["format"]).split("-")[1],
+    metadata_ = {"dataset": dataset, "seed": int(state["seed"]), "method": method_of_state(state),
                  "n_clusters": int(state["n_clusters"]), "dims": dims,
                  "scaler": scaler[0] if scaler else "none",
                  "input": "DataFrame, one double column v{m}_{j} per feature j of view m: "
