@@ -152,3 +152,33 @@ def test_without_a_scaler_the_model_takes_processed_views_and_a_missing_scaler_f
     assert loaded.metadata.metadata["scaler"] == "none"
     out = loaded.predict(views_frame(trained["views"]))
     np.testing.assert_array_equal(out["cluster"].to_numpy(), trained["model"].predict(trained["views"]))
+
+
+@pytest.mark.parametrize("experiment", [None, "bushy-tick"], ids=["default_run", "dvc_exp"])
+def test_the_evaluate_call_logs_into_its_run_and_registers_only_the_default_run(trained, monkeypatch, experiment):
+    from mlflow import MlflowClient
+
+    from mmib.atomic_io import write_npz
+    from mmib.mlflow_model import log_evaluation_model
+    from mmib.tracking import StageRun
+
+    tmp = trained["tmp"]
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    if experiment:
+        monkeypatch.setenv("DVC_EXP_NAME", experiment)
+    write_npz(tmp / "blobs.npz", {"view0": trained["views"][0], "view1": trained["views"][1],
+                                   "n_clusters": np.asarray(C)})
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.get_experiment_by_name("Default").experiment_id).info.run_id  # not active
+    before = len(client.search_model_versions("name='clib-blobs'"))
+    logged = log_evaluation_model(StageRun(run_id, client), "blobs", parse_params(apply_overrides(shipped_params(), TINY)),
+                                  "clib", tmp / "seed7.pt", tmp / "blobs.npz")
+    import mlflow
+
+    assert mlflow.models.get_model_info(logged["model_uri"]).run_id == run_id
+    tags = client.get_run(run_id).data.tags
+    assert tags["model_uri"] == logged["model_uri"] and tags["model_seed"] == "7"
+    after = len(client.search_model_versions("name='clib-blobs'"))
+    assert (after - before, tags.get("registered_model")) == ((0, None) if experiment else (1, "clib-blobs"))

@@ -30,13 +30,14 @@ weights are a state file read with ``torch.load(weights_only=True)``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import mlflow.pyfunc
 import numpy as np
@@ -223,6 +224,17 @@ def registered_name(method: str, dataset: str) -> str:
     return f"{method}-{dataset}"
 
 
+@contextlib.contextmanager
+def _active(run_id: str) -> Iterator[None]:
+    """Make ``run_id`` the active MLflow run (``log_model`` logs into the active run) unless it is."""
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        yield
+        return
+    with mlflow.start_run(run_id=run_id, nested=active is not None):
+        yield
+
+
 def log_evaluation_model(run: Any, dataset: str, params: Any, method: str, state_path: str | Path,
                          processed_npz: str | Path) -> dict[str, Any] | None:
     """The evaluate run's model (:func:`log_clusterer`), registered as :func:`registered_name` when
@@ -236,8 +248,9 @@ def log_evaluation_model(run: Any, dataset: str, params: Any, method: str, state
     default_run = tracking.dvc_experiment_name() == tracking.WORKSPACE
     register = registered_name(method, dataset) if default_run and registry_supported(tracking.tracking_uri()) else None
     views = load_processed(processed_npz)[0]
-    logged = log_clusterer(state_path, params, dataset, views, scaler_path(dataset, Path(processed_npz).parent),
-                           registered_name=register)
+    with _active(run.run_id):
+        logged = log_clusterer(state_path, params, dataset, views, scaler_path(dataset, Path(processed_npz).parent),
+                               registered_name=register)
     run.set_tags({"model_uri": logged["model_uri"], "model_seed": logged["seed"],
                   **({"registered_model": register} if register else {})})
     print(f"evaluate {dataset}: MLflow model of seed {logged['seed']} (lowest final loss) -> {logged['model_uri']}"
