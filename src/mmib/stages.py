@@ -347,10 +347,11 @@ def _log_evaluation(dataset: str, params: Params, method: str, result: dict[str,
                                f"seed{seed}.epoch_nmi": rows["nmi"].tolist()}, start=int(rows["epoch"].iloc[0]))
         for fig in figures:
             run.log_artifact(fig, "plots")
-        from mmib.mlflow_model import log_evaluation_model  # the lowest-loss seed as an MLflow model
+        if run.enabled:  # the lowest-loss seed as an MLflow model (the module imports mlflow)
+            from mmib.mlflow_model import log_evaluation_model
 
-        log_evaluation_model(run, dataset, params, method, model_path(dataset, "calibrate",
-                             result["lowest_loss_seed"]["seed"]), PROCESSED / f"{dataset}.npz")
+            log_evaluation_model(run, dataset, params, method, model_path(dataset, "calibrate",
+                                 result["lowest_loss_seed"]["seed"]), PROCESSED / f"{dataset}.npz")
 
 
 class TracedSeeds:
