@@ -173,8 +173,8 @@ def test_the_evaluate_call_logs_into_its_run_and_registers_only_the_default_run(
     client = MlflowClient(uri)
     run_id = client.create_run(client.get_experiment_by_name("Default").experiment_id).info.run_id  # not active
     before = len(client.search_model_versions("name='clib-blobs'"))
-    logged = log_evaluation_model(StageRun(run_id, client), "blobs", parse_params(apply_overrides(shipped_params(), TINY)),
-                                  "clib", tmp / "seed7.pt", tmp / "blobs.npz")
+    params = parse_params(apply_overrides(shipped_params(), TINY))
+    logged = log_evaluation_model(StageRun(run_id, client), "blobs", params, "clib", tmp / "seed7.pt", tmp / "blobs.npz")
     import mlflow
 
     assert mlflow.models.get_model_info(logged["model_uri"]).run_id == run_id

@@ -208,7 +208,7 @@ def log_clusterer(state_path: str | Path, params: Any, dataset: str, example_vie
             metadata=metadata_, registered_model_name=registered_name)
         seconds = time.perf_counter() - t0
     return {"model_uri": info.model_uri, "seconds": seconds, "seed": int(state["seed"]),
-            "state_bytes": Path(state_path).stat().st_size, **({"registered": registered_name} if registered_name else {})}
+            "state_bytes": Path(state_path).stat().st_size, "registered": registered_name}
 
 
 REGISTRY_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")

@@ -10,7 +10,6 @@ from mmib.data.processed import (load_processed, load_scaler, processed_paths, s
 __all__ = [
     "LAYOUTS", "CatalogEntry", "Expect", "MultiViewData", "check_expect", "dataset_entry",
     "encode_labels", "expected_files", "fit_scaler", "load", "load_dataset", "load_processed", "load_scaler",
-    "parse_entry",
-    "prepare", "processed_paths", "read_params", "resolve_data_root", "scale_view", "scaler_path",
-    "summarize", "validate", "write_processed", "write_scaler",
+    "parse_entry", "prepare", "processed_paths", "read_params", "resolve_data_root", "scale_view",
+    "scaler_path", "summarize", "validate", "write_processed", "write_scaler",
 ]
