@@ -182,3 +182,16 @@ def test_the_evaluate_call_logs_into_its_run_and_registers_only_the_default_run(
     assert tags["model_uri"] == logged["model_uri"] and tags["model_seed"] == "7"
     after = len(client.search_model_versions("name='clib-blobs'"))
     assert (after - before, tags.get("registered_model")) == ((0, None) if experiment else (1, "clib-blobs"))
+
+
+def test_evaluate_with_tracking_off_does_not_import_the_model_module(monkeypatch):
+    """``MMIB_TRACKING=0`` never imports mlflow: evaluate must not import this module (it imports mlflow)."""
+    from mmib import stages
+    from mmib.config import parse_params as parse
+
+    monkeypatch.setenv("MMIB_TRACKING", "0")
+    monkeypatch.setitem(sys.modules, "mmib.mlflow_model", None)  # an import of it now raises ImportError
+    free = {"per_seed": {}, "silhouette": None, "mean_confidence": None, "seed_agreement": None}
+    result = {"labels": False, "label_free": free, "lowest_loss_seed": {"seed": 0}}
+    stages._log_evaluation("blobs", parse(apply_overrides(shipped_params(), TINY)), "clib", result,
+                           stages.TracedSeeds(), [])
