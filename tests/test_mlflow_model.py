@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from mmib.config import parse_params
 from mmib.data.prepare import scale_view
@@ -98,7 +99,11 @@ def test_the_logged_model_has_a_signature_an_example_and_weights_only(trained):
     local = Path(mlflow.artifacts.download_artifacts(trained["logged"]["model_uri"]))
     example = json.loads((local / "input_example.json").read_text())
     assert example["columns"][0] == "v0_0" and len(example["data"]) == 3
-    assert (local / "artifacts" / "state.pt").stat().st_size < trained["logged"]["state_bytes"]  # no history, trace
+    served = torch.load(local / "artifacts" / "state.pt", weights_only=True)
+    modules = {k.split(".")[0] for k in served["net"]}
+    assert modules == {"encoders", "fusion", "cluster_head", "cal_heads"}  # no decoders, projections, critics
+    assert not served["history"]["warmup"] and served["trace"] is None
+    assert json.loads((local / "artifacts" / "params.json").read_text())["warmup"]["projection_dim"] > 0  # as trained
 
 
 def test_a_wrong_number_of_columns_is_refused_with_a_clear_error(trained):

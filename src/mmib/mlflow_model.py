@@ -100,9 +100,20 @@ def unscale(views: Sequence[np.ndarray], scaler: Sequence[tuple[np.ndarray, np.n
 
 
 # ---------------------------------------------------------------- the model
+TRAINING_ONLY = {"clib": (("critics.", "decoders.", "projections."),
+                          {"preservation": "none", "reconstruction_weight": 0.0, "projection_dim": 0})}
+"""Per method: the network's modules only training uses (MINE critics, decoders, projection heads: half
+of an mfeat CLIB's weights), and the ``warmup`` values under which the network is built without them."""
+
+
 def serving_state(state: dict[str, Any]) -> dict[str, Any]:
-    """A state with what prediction needs: the training history and trace (per-epoch records) emptied."""
+    """A state with what prediction needs: no training-only modules (:data:`TRAINING_ONLY`), the
+    training history and trace (per-epoch records) emptied."""
+    from mmib.methods.registry import method_of_state
+
     slim = dict(state)
+    prefixes = TRAINING_ONLY.get(method_of_state(state), ((), {}))[0]
+    slim["net"] = {k: v for k, v in state["net"].items() if not k.startswith(prefixes)}
     if "history" in slim:
         slim["history"] = {stage: {} for stage in slim["history"]}
     if "trace" in slim:
@@ -110,10 +121,16 @@ def serving_state(state: dict[str, Any]) -> dict[str, Any]:
     return slim
 
 
+def serving_params(params: Any, method: str) -> Any:
+    """``params`` with the network built without the modules :func:`serving_state` leaves out."""
+    off = TRAINING_ONLY.get(method, ((), {}))[1]
+    return params.model_copy(update={"warmup": params.warmup.model_copy(update=off)}) if off else params
+
+
 class ClusterModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper of one trained seed (any method): ``predict`` returns cluster and confidence.
 
-    Artifacts: ``state`` (the seed's state, weights only), ``params`` (the run's params, JSON) and,
+    Artifacts: ``state`` (:func:`serving_state` of the seed's state), ``params`` (the run's params, JSON) and,
     when preprocess stored one, ``scaler`` (``<ds>.scaler.npz``).
     """
 
@@ -126,6 +143,7 @@ class ClusterModel(mlflow.pyfunc.PythonModel):
         artifacts = context.artifacts
         params = Params.model_validate(json.loads(Path(artifacts["params"]).read_text()))
         state = load_state(artifacts["state"], rerun=f"evaluate@{params.datasets[0]}")  # it logs the model
+        params = serving_params(params, registry.method_of_state(state))
         self.estimator = registry.restore(state, params, int(state["n_clusters"]), int(state["seed"]))
         self.dims = [int(d) for d in state["dims"]]
         self.scaler = load_scaler(artifacts["scaler"])[1] if "scaler" in artifacts else None
