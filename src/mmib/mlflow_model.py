@@ -22,10 +22,11 @@ fitted temperature, as ``predict_proba`` and ``assignments.csv`` give it).
 The signature names every column: MLflow rejects an input that lacks one
 and drops (with a warning) columns it does not name; called directly,
 :meth:`ClusterModel.predict` rejects both and says which.
-Loading runs no pickle: the model is logged from code (:data:`MODEL_CODE`,
-MLflow's models-from-code, instead of a cloudpickled object) and its
-weights are a state file read with ``torch.load(weights_only=True)``
-(:func:`mmib.state_io.load_state`).
+Loading builds no pickled Python object: the model is logged from code
+(:data:`MODEL_CODE`, MLflow's models-from-code, instead of a cloudpickled
+object) and its weights are a state file read with
+``torch.load(weights_only=True)`` (:func:`mmib.state_io.load_state`). The
+evaluate stage logs it through :func:`log_evaluation_model`.
 """
 
 from __future__ import annotations
