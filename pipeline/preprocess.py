@@ -1,4 +1,4 @@
-"""DVC stage: load one catalog dataset, validate, scale, write data/processed/<name>.{npz,json}.
+"""DVC stage: load one catalog dataset, validate, scale, write data/processed/<name>.{npz,json,scaler.npz}.
 
     PYTHONPATH=src python pipeline/preprocess.py <dataset_name> [--params params.yaml]
 
@@ -47,7 +47,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 
     from mmib.config import load_params
     from mmib.data import CATALOG_FILE, dataset_entry, load_dataset, prepare, resolve_data_root
-    from mmib.data.processed import PROCESSED_DIR, summarize, write_processed
+    from mmib.data.processed import PROCESSED_DIR, summarize, write_processed, write_scaler
     from mmib.errors import InputWarning
 
     params = load_params(args.params)
@@ -65,6 +65,7 @@ def _preprocess(args: argparse.Namespace) -> int:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     npz, js = write_processed(args.dataset, arrays, summarize(data, entry, arrays, scaling),
                               args.out or PROCESSED_DIR)
+    write_scaler(args.dataset, data.views, scaling, args.out or PROCESSED_DIR)  # for the served model
     dims = "x".join(str(arrays[f"view{i}"].shape[1]) for i in range(len(data.views)))
     print(f"preprocess {args.dataset}: {arrays['view0'].shape[0]} samples, views {dims}, "
           f"{entry.expect.n_clusters} clusters, scaling {scaling} -> {npz}, {js}")

@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from fresh_clone import fresh_clone
@@ -56,6 +57,8 @@ def test_repro_then_alpha_then_beta(workspace):
     assert {"convergence.csv", "fusion_weights.csv", "screened.csv", "tsne.csv", "reliability.csv",
             "warmup_curves.csv", "calibrate_curves.csv"} <= rendered
     assert not shown.get("errors"), shown.get("errors")
+    baseline = pd.read_csv(work / "metrics" / "tiny" / "assignments.csv")  # every seed's clusters, confidences
+    chosen = evaluation["lowest_loss_seed"]["seed"]
     _run(["git", "add", "-A"], work, env)
     _run(["git", "commit", "-qm", "baseline outputs"], work, env)
 
@@ -96,6 +99,24 @@ def test_repro_then_alpha_then_beta(workspace):
     artifacts = {f.path for d in ("plots", "metrics") for f in client.list_artifacts(evals[0].info.run_id, d)}
     assert {"plots/convergence.png", "plots/tsne.png", "plots/screened.png", "plots/fusion_weights.png",
             "metrics/convergence.csv"} <= artifacts
+    assert not client.list_artifacts(evals[0].info.run_id, "state_dicts"), "the model replaces the raw states"
+    # each evaluate run logs its lowest-loss seed as an MLflow model; only the default run registers it,
+    # and the registered model predicts on the raw data what evaluate wrote for that seed
+    assert all(r.data.tags["model_uri"].startswith("models:/") for r in evals)
+    default = [r for r in evals if r.data.tags["dvc_exp"] == "workspace"]
+    assert [(r.data.tags.get("registered_model"), r.data.tags["model_seed"]) for r in default] == [
+        ("clib-tiny", str(chosen))]
+    assert [str(v.version) for v in client.search_model_versions("name='clib-tiny'")] == ["1"]
+    import mlflow
+    import numpy as np
+
+    from mmib.mlflow_model import views_frame
+
+    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
+    raw = [np.load(work / "data" / "raw" / "tiny" / f"{v}.npy") for v in ("a", "b")]
+    out = mlflow.pyfunc.load_model("models:/clib-tiny/1").predict(views_frame(raw))
+    np.testing.assert_array_equal(out["cluster"], baseline[f"seed{chosen}_cluster"])
+    np.testing.assert_allclose(out["confidence"], baseline[f"seed{chosen}_confidence"], rtol=1e-5)
     acc_steps = [m.step for m in client.get_metric_history(evals[0].info.run_id, "seed0.epoch_acc")]
     assert sorted(acc_steps) == [1, 2, 2, 3, 4]  # warm-up 1-2, calibration start 2, calibration 3-4
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from mmib.data import (MultiViewData, encode_labels, load_processed, prepare, scale_view,
-                       validate, write_processed)
+from mmib.data import (MultiViewData, encode_labels, fit_scaler, load_processed, load_scaler, prepare,
+                       scale_view, scaler_path, validate, write_processed, write_scaler)
 from mmib.errors import InputError
 from shipped_params import shipped_params, write_workspace_params
 
@@ -145,6 +145,37 @@ def test_load_processed_errors(tmp_path: Path) -> None:
     assert_error(exc, "half.npz", "view0")
 
 
+@pytest.mark.parametrize("method", ["minmax", "standard", "none"])
+def test_the_stored_scaler_reproduces_the_processed_views(tmp_path: Path, method: str) -> None:
+    rng = np.random.default_rng(2)
+    raw = [50 + 20 * rng.normal(size=(30, 4)), rng.normal(size=(30, 2))]
+    raw[0][:, 1] = 7.0  # a constant feature: scale 1, not 0
+    path = write_scaler("toy", raw, method, tmp_path)
+    assert path == scaler_path("toy", tmp_path)
+    scaling, scaler = load_scaler(path)
+    assert scaling == method and [o.shape for o, _ in scaler] == [(4,), (2,)]
+    for x, (offset, scale) in zip(raw, scaler):
+        np.testing.assert_array_equal(((x - offset) / scale).astype(np.float32),
+                                      scale_view(x, method).astype(np.float32))
+    assert scaler[0][1][1] == 1.0 or method == "none"
+    first = path.read_bytes()
+    write_scaler("toy", raw, method, tmp_path)
+    assert path.read_bytes() == first  # byte-stable, so DVC sees no change
+    with pytest.raises(InputError) as exc:
+        fit_scaler(raw[0], "robust")
+    assert_error(exc, "preprocess.scaling", "minmax")
+
+
+def test_load_scaler_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as exc:
+        load_scaler(tmp_path / "bdgp.scaler.npz")
+    assert_error(exc, "bdgp.scaler.npz", "dvc repro preprocess@bdgp")
+    np.savez(tmp_path / "half.scaler.npz", offset0=np.zeros(3))
+    with pytest.raises(InputError) as exc:
+        load_scaler(tmp_path / "half.scaler.npz")
+    assert_error(exc, "half.scaler.npz", "scale0", "dvc repro preprocess@half")
+
+
 # ---------------------------------------------------------------- the stage script
 
 @pytest.fixture
@@ -184,6 +215,9 @@ def test_stage_writes_outputs(stage: Path) -> None:
     assert summary["class_counts"] == {"1": 5, "2": 5, "3": 5, "4": 5}
     assert summary["layout"] == "user" and summary["scaling"] == "minmax"
     assert set(summary["files"]) == {"toy/a.npy", "toy/b.npy", "toy/y.npy"}
+    scaling, scaler = load_scaler(stage / "data" / "processed" / "toy.scaler.npz")  # for the served model
+    raw = np.load(stage / "raw" / "toy" / "a.npy")
+    assert scaling == "minmax" and np.allclose(scaler[0][0], raw.min(axis=0))
 
 
 @pytest.mark.parametrize("breakage,fragments", [

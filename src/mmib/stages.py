@@ -324,7 +324,7 @@ def _evaluation_figures(dataset: str, params: Params, views: list[np.ndarray], l
 
 def _log_evaluation(dataset: str, params: Params, method: str, result: dict[str, Any], traced: "TracedSeeds",
                     figures: list[Path]) -> None:
-    """The evaluate run in MLflow: scores (or the label-free diagnostics), tables, figures, states."""
+    """The evaluate run in MLflow: scores (or the label-free diagnostics), tables, figures, the model."""
     from mmib import tracking
 
     full = params.model_dump()
@@ -354,8 +354,11 @@ def _log_evaluation(dataset: str, params: Params, method: str, result: dict[str,
                                f"seed{seed}.epoch_nmi": rows["nmi"].tolist()}, start=int(rows["epoch"].iloc[0]))
         for fig in figures:
             run.log_artifact(fig, "plots")
-        for seed in params.seeds:
-            run.log_artifact(model_path(dataset, "calibrate", seed), "state_dicts")
+        if run.enabled:  # the lowest-loss seed as an MLflow model (the module imports mlflow)
+            from mmib.mlflow_model import log_evaluation_model
+
+            log_evaluation_model(run, dataset, params, method, model_path(dataset, "calibrate",
+                                 result["lowest_loss_seed"]["seed"]), PROCESSED / f"{dataset}.npz")
 
 
 class TracedSeeds:

@@ -87,6 +87,26 @@ def check_float32(arrays: dict[str, np.ndarray], data: MultiViewData, scaling: s
                                  "standard")
 
 
+def fit_scaler(x: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature ``(offset, scale)`` of a view, float64: :func:`scale_view` is ``(x - offset) / scale``.
+
+    Stored by the preprocess stage (``data/processed/<name>.scaler.npz``) so that a
+    model served outside the pipeline scales new raw samples exactly as training did.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if method == "none":
+        return np.zeros(x.shape[1]), np.ones(x.shape[1])
+    if method == "minmax":
+        lo = x.min(axis=0)
+        span = x.max(axis=0) - lo
+        return lo, np.where(span == 0, 1.0, span)
+    if method == "standard":
+        std = x.std(axis=0)
+        return x.mean(axis=0), np.where(std == 0, 1.0, std)
+    raise InputError(f"unknown scaling {method!r}", file=PARAMS_FILE, field="preprocess.scaling",
+                     fix=f"use one of {', '.join(SCALINGS)}")
+
+
 def scale_view(x: np.ndarray, method: str) -> np.ndarray:
     """Scale each feature (column) like sklearn's MinMaxScaler / StandardScaler.
 
@@ -94,17 +114,10 @@ def scale_view(x: np.ndarray, method: str) -> np.ndarray:
     range or zero std), so they carry no signal instead of NaN.
     """
     x = np.asarray(x, dtype=np.float64)
+    offset, scale = fit_scaler(x, method)
     if method == "none":
         return x.copy()
-    if method == "minmax":
-        lo = x.min(axis=0)
-        span = x.max(axis=0) - lo
-        return (x - lo) / np.where(span == 0, 1.0, span)
-    if method == "standard":
-        std = x.std(axis=0)
-        return (x - x.mean(axis=0)) / np.where(std == 0, 1.0, std)
-    raise InputError(f"unknown scaling {method!r}", file=PARAMS_FILE, field="preprocess.scaling",
-                     fix=f"use one of {', '.join(SCALINGS)}")
+    return (x - offset) / scale
 
 
 def encode_labels(y: np.ndarray) -> np.ndarray:

@@ -2,7 +2,10 @@
 
 The .npz holds ``view0..view{M-1}`` (float32, N x d_m), ``labels`` (int64,
 0..C-1, absent for unlabelled data) and ``n_clusters``; downstream stages
-read it with :func:`load_processed`.
+read it with :func:`load_processed`. ``<name>.scaler.npz`` holds the scaling
+fitted on the raw views (``scaling``, ``offset{m}``, ``scale{m}``: the view
+is ``(raw - offset) / scale``), so a served model (:mod:`mmib.mlflow_model`)
+scales new raw samples as preprocess did; read it with :func:`load_scaler`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from mmib.data.loaders import MultiViewData
 from mmib.errors import InputError
 
 PROCESSED_DIR = Path("data/processed")
+
+
+def scaler_path(name: str, out_dir: str | os.PathLike = PROCESSED_DIR) -> Path:
+    return Path(out_dir) / f"{name}.scaler.npz"
 
 
 def processed_paths(name: str, out_dir: str | os.PathLike = PROCESSED_DIR) -> tuple[Path, Path]:
@@ -57,6 +64,42 @@ def write_processed(name: str, arrays: dict[str, np.ndarray], summary: dict[str,
     write_npz(npz, arrays)
     write_json(js, summary)
     return npz, js
+
+
+def write_scaler(name: str, raw_views: list[np.ndarray], scaling: str,
+                 out_dir: str | os.PathLike = PROCESSED_DIR) -> Path:
+    """Write the per-feature scaling fitted on the raw views (atomically; same data, same bytes)."""
+    from mmib.data.prepare import fit_scaler
+
+    arrays: dict[str, np.ndarray] = {"scaling": np.asarray(scaling)}
+    for m, x in enumerate(raw_views):
+        arrays[f"offset{m}"], arrays[f"scale{m}"] = fit_scaler(x, scaling)
+    path = scaler_path(name, out_dir)
+    write_npz(path, arrays)
+    return path
+
+
+def load_scaler(path: str | os.PathLike) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """``(scaling, [(offset, scale) per view])`` from a ``<name>.scaler.npz`` (no pickles)."""
+    path = Path(path)
+    rerun = f"run `dvc repro preprocess@{path.name.split('.')[0]}`"
+    if not path.is_file():
+        raise InputError("preprocessing scaler not found", file=str(path), field="preprocess.scaling",
+                         fix=f"{rerun} (it writes the scaler beside the processed .npz)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        n_views = sum(1 for k in arrays if k.startswith("offset"))
+        views = [(arrays[f"offset{m}"].astype(np.float64), arrays[f"scale{m}"].astype(np.float64))
+                 for m in range(n_views)]
+        scaling = str(np.ravel(arrays["scaling"])[0])  # write_npz stores a scalar as shape (1,)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise InputError(f"not a readable scaler ({type(exc).__name__}: {exc})", file=str(path),
+                         field="preprocess.scaling", fix=f"delete it and {rerun}") from None
+    if not views or any(o.shape != s.shape or o.ndim != 1 for o, s in views):
+        raise InputError(f"malformed scaler arrays {sorted(arrays)}", file=str(path),
+                         field="preprocess.scaling", fix=f"delete it and {rerun}")
+    return scaling, views
 
 
 def load_processed(path: str | os.PathLike) -> tuple[list[np.ndarray], np.ndarray | None, int]:
