@@ -509,3 +509,14 @@ def test_runs_log_only_the_params_they_use():
     msdib = set(flatten_params(tracked_params(params.model_copy(update={"method": "msdib"}), "calibrate")))
     assert {"method", "seeds", "msdib.lr"} <= msdib
     assert not [k for k in msdib if k.split(".")[0] in ("omib", "alpha", "beta", "model", "warmup", "calibrate")]
+
+
+@pytest.mark.mlflow
+def test_ui_link_opens_the_training_view(sqlite_store):
+    """Issue 13.1: MLflow 3.17 picks GenAI or training view from the URL's workflowType (the
+    experiment's kind tag does not override it): `make ui` prints the link to the runs."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run([sys.executable, "-m", "mmib.mlflow_ui", "--print-url", "--port", "5001"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    experiment_id = tracking.ensure_experiment()
+    assert f"http://127.0.0.1:5001/#/experiments/{experiment_id}/runs?workflowType=machine_learning" in out
