@@ -520,3 +520,57 @@ def test_ui_link_opens_the_training_view(sqlite_store):
                          capture_output=True, text=True, check=True).stdout
     experiment_id = tracking.ensure_experiment()
     assert f"http://127.0.0.1:5001/#/experiments/{experiment_id}/runs?workflowType=machine_learning" in out
+
+
+@pytest.mark.mlflow
+def test_seed_runs_are_logged_by_the_stage_process_from_the_workers_events(sqlite_store):
+    """mmib.seed_runs: a worker reports open / epochs / close (no MLflow there); the stage process
+    makes them child runs with the worker's timestamps; a seed that never closes (its worker died)
+    ends FAILED; a tracking error does not stop anything."""
+    import threading
+    import time
+
+    from mlflow import MlflowClient
+
+    from mmib.epoch_metrics import EpochLogger
+    from mmib.seed_runs import SeedRunRelay, seed_report
+
+    class Model:
+        def _check_finite(self, hist, epoch, n_epochs, stage):
+            pass
+
+    def worker(queue, seed, epochs, close=True):
+        report = seed_report(queue, seed)
+        run = report.__enter__()
+        model = EpochLogger(run).attach(Model())
+        hist = {"loss": [], "fusion_w_view0": []}
+        for epoch in range(epochs):
+            time.sleep(0.05)
+            hist["loss"].append(1.0 / (epoch + 1))
+            hist["fusion_w_view0"].append(0.5)
+            model._check_finite(hist, epoch, epochs, "warmup")
+        run.set_tags({"device": "cpu"})
+        if close:
+            report.__exit__(None, None, None)
+
+    with start_stage_run("warmup", "mfeat", {"beta": 0.5}) as run:
+        with SeedRunRelay(run) as relay:
+            threads = [threading.Thread(target=worker, args=(relay.queue, s, 3, s != 2)) for s in (0, 1, 2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store}")
+    children = {r.data.tags["seed"]: r for r in _runs(client, tracking.ensure_experiment(),
+                                                       **{"mlflow.parentRunId": run.run_id})}
+    assert sorted(children) == ["0", "1", "2"]
+    for seed, child in children.items():
+        assert child.info.run_name == f"warmup/mfeat/seed{seed}"
+        assert child.data.params == {"beta": "0.5"} and child.data.tags["device"] == "cpu"
+        history = sorted(client.get_metric_history(child.info.run_id, "loss"), key=lambda m: m.step)
+        assert [m.step for m in history] == [0, 1, 2] and history[-1].value == pytest.approx(1 / 3)
+        assert history[-1].timestamp - history[0].timestamp >= 90  # the worker's times, not the relay's
+        assert "fusion_w/view0" in child.data.metrics
+        assert child.info.end_time - child.info.start_time >= 140
+    assert children["0"].info.status == children["1"].info.status == "FINISHED"
+    assert children["2"].info.status == "FAILED"  # never closed: its worker died

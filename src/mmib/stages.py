@@ -105,26 +105,40 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 # ---------------------------------------------------------------- training stages
+_SEED_EVENTS: Any = None
+"""In a seed worker process: the queue its seed run's events go to (:mod:`mmib.seed_runs`)."""
+
+
+def _init_seed_worker(parent: int, events: Any) -> None:
+    """Initializer of the seed workers: end with the stage process; report to ``events``."""
+    from mmib.lifeline import die_with_parent
+
+    global _SEED_EVENTS
+    die_with_parent(parent)
+    _SEED_EVENTS = events
+
+
 def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int,
-              run_spec: Any = None) -> tuple[dict, str, dict]:
+              events: Any = None) -> tuple[dict, str, dict]:
     """Train one seed (in a worker process on the CPU); returns its state, device name and this
     stage's history with the timings (which the state leaves out: they go to MLflow and the curves).
 
     On the CPU every seed runs on exactly one torch thread, whatever the
     number of workers, so the numbers do not depend on the machine's cores.
-    ``run_spec`` (:meth:`mmib.tracking.StageRun.seed_spec`): the seed's MLflow
-    run, opened here around the training, with each epoch's values logged as it ends.
+    ``events`` (default: the worker's queue, :func:`_init_seed_worker`; None: no tracking):
+    where the seed's MLflow run is reported, opened around the training, each epoch's values as
+    it ends (:mod:`mmib.seed_runs`; the stage process logs them, so no worker imports MLflow).
     """
     import torch
 
-    from mmib import tracking
     from mmib.config import Params
     from mmib.epoch_metrics import EpochLogger
     from mmib.methods import registry
+    from mmib.seed_runs import seed_report
 
     params = Params.model_validate(params_dict)
     views, n_clusters = _training_views(dataset)
-    with tracking.child_run(run_spec) as run:
+    with seed_report(events if events is not None else _SEED_EVENTS, seed) as run:
         model = registry.build(params, n_clusters, seed)
         model.progress_position = position
         if model.resolved_device().type == "cpu":
@@ -160,7 +174,7 @@ def _supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, n
     return targets, stratified_split(targets, params.omib.test_fraction, seed)[0]
 
 
-def _fit_all_seeds(stage: str, dataset: str, params: Params, run: Any = None) -> list[tuple[dict, str, dict]]:
+def _fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) -> list[tuple[dict, str, dict]]:
     """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
 
     All seeds start at once (up to two per core): single-thread processes
@@ -172,30 +186,29 @@ def _fit_all_seeds(stage: str, dataset: str, params: Params, run: Any = None) ->
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from mmib.lifeline import die_with_parent
     from mmib.runtime import resolve_device
 
     seeds = list(params.seeds)
-    jobs = [(stage, dataset, params.model_dump(), seed, i, run.seed_spec(seed) if run is not None else None)
-            for i, seed in enumerate(seeds)]
+    jobs = [(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(seeds)]
     workers = min(len(seeds), 2 * (os.cpu_count() or 1))
     if resolve_device(params.device).type != "cpu" or workers == 1:
-        return [_fit_seed(*job) for job in jobs]
+        return [_fit_seed(*job, events=events) for job in jobs]
     # spawn, not fork: forking after torch has started its thread pools can hang
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+                             initializer=_init_seed_worker, initargs=(os.getpid(), events)) as pool:
         return list(pool.map(_fit_seed, *zip(*jobs)))
 
 
 def train(stage: str, dataset: str, params: Params) -> None:
     """Warm-up (stage 1) or calibration (stage 2) of every seed, with tracking."""
-    from mmib import tracking
+    from mmib import seed_runs, tracking
 
     _training_views(dataset)  # fail early, in this process, on a missing or bad input
     with tracking.start_stage_run(stage, dataset, tracked_params(params, stage),
                                   pipeline_params=params.model_dump()) as run:
-        # one child run per seed, opened by the process that trains it (mmib.epoch_metrics)
-        results = _fit_all_seeds(stage, dataset, params, run)
+        # one child run per seed, reported by the process that trains it (mmib.seed_runs)
+        with seed_runs.SeedRunRelay(run, _seed_event_queue(params, run)) as relay:
+            results = _fit_all_seeds(stage, dataset, params, relay.queue)
         run.set_tags({"device": results[0][1]})
         if stage == "calibrate" and params.method == "clib" and params.calibrate.confidence != "head":
             _set_temperatures(dataset, params, [state for state, _, _ in results])
@@ -205,6 +218,18 @@ def train(stage: str, dataset: str, params: Params) -> None:
             save_state(model_path(dataset, stage, seed), state)
         _write_csv(curves_path(dataset, stage), _curves_frame(histories))
     print(f"{stage} {dataset}: {len(params.seeds)} seed(s) -> {MODELS / dataset / stage}")
+
+
+def _seed_event_queue(params: Params, run: Any) -> Any:
+    """The queue seed workers report to: a process queue when seeds train in worker processes
+    (see :func:`_fit_all_seeds`), else None (the relay's in-process queue)."""
+    import multiprocessing as mp
+
+    from mmib.runtime import resolve_device
+
+    if not run.enabled or resolve_device(params.device).type != "cpu" or len(params.seeds) == 1:
+        return None
+    return mp.get_context("spawn").Queue()
 
 
 def _set_temperatures(dataset: str, params: Params, states: list[dict]) -> None:

@@ -378,8 +378,18 @@ class StageRun:
         return ChildSpec(self.run_id, name, {**self.tags, "seed": str(seed)}, self.params)
 
     def seed_run(self, seed: int) -> contextlib.AbstractContextManager["StageRun"]:
-        """Open the child run of ``seed`` in this process (see :meth:`seed_spec`)."""
+        """Open the child run of ``seed`` in this process (see :meth:`seed_spec`) around a block."""
         return child_run(self.seed_spec(seed))
+
+    def open_seed_run(self, seed: int, start_time: int | None = None) -> "StageRun":
+        """Create the child run of ``seed`` (started at ``start_time``, ms; default now); the caller
+        ends it with :meth:`terminate` (:class:`mmib.seed_runs.SeedRunRelay`)."""
+        return open_child(self.seed_spec(seed), start_time)
+
+    def terminate(self, status: str = "FINISHED", end_time: int | None = None) -> None:
+        """End the run: ``status`` FINISHED / FAILED at ``end_time`` (ms; default now)."""
+        if self.enabled:
+            _retry(self._client.set_terminated, self.run_id, status, end_time)
 
     def log_pipeline_metrics(self, metrics: Mapping[str, Any]) -> None:
         """Log headline metrics on the pipeline's parent run too (one row per pipeline run)."""
@@ -390,13 +400,15 @@ class StageRun:
         for chunk in _chunks(metrics, _MAX_METRICS_PER_BATCH):
             _retry(self._client.log_batch, self.run_id, metrics=list(chunk))
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Log numeric metrics (nested mappings are flattened to dotted keys) at ``step``."""
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None,
+                    timestamp: int | None = None) -> None:
+        """Log numeric metrics (nested mappings are flattened to dotted keys) at ``step``, stamped
+        ``timestamp`` (ms since the epoch; default now)."""
         if not self.enabled:
             return
         from mlflow.entities import Metric
 
-        ts = _now_ms()
+        ts = _now_ms() if timestamp is None else int(timestamp)
         self._log_metric_entities([Metric(k, _as_float(k, v), ts, int(step or 0))
                                    for k, v in _flatten(metrics).items()])
 
@@ -543,17 +555,26 @@ def child_run(spec: ChildSpec | None) -> Iterator[StageRun]:
     if spec is None or not tracking_enabled():
         yield StageRun()
         return
+    run = open_child(spec)
+    status = "FAILED"
+    try:
+        yield run
+        status = "FINISHED"
+    finally:
+        run.terminate(status)
+
+
+def open_child(spec: ChildSpec | None, start_time: int | None = None) -> StageRun:
+    """Create the child run ``spec`` describes (started at ``start_time``, ms; default now), with
+    its params; None or tracking off: a no-op handle. End it with :meth:`StageRun.terminate`."""
+    if spec is None or not tracking_enabled():
+        return StageRun()
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri())
     parent = _retry(client.get_run, spec.parent_id)
-    created = _retry(client.create_run, parent.info.experiment_id, run_name=spec.name,
+    created = _retry(client.create_run, parent.info.experiment_id, start_time=start_time, run_name=spec.name,
                      tags={**spec.tags, "mlflow.parentRunId": spec.parent_id})
     run = StageRun(created.info.run_id, client, spec.name, spec.tags, spec.params)
-    status = "FAILED"
-    try:
-        run.log_params(spec.params)
-        yield run
-        status = "FINISHED"
-    finally:
-        _retry(client.set_terminated, run.run_id, status)
+    run.log_params(spec.params)
+    return run
