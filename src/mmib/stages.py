@@ -207,7 +207,7 @@ def train(stage: str, dataset: str, params: Params) -> None:
     with tracking.start_stage_run(stage, dataset, tracked_params(params, stage),
                                   pipeline_params=params.model_dump()) as run:
         # one child run per seed, reported by the process that trains it (mmib.seed_runs)
-        with seed_runs.SeedRunRelay(run, _seed_event_queue(params, run)) as relay:
+        with seed_runs.SeedRunRelay(run, _seed_event_queue(run)) as relay:
             results = _fit_all_seeds(stage, dataset, params, relay.queue)
         run.set_tags({"device": results[0][1]})
         if stage == "calibrate" and params.method == "clib" and params.calibrate.confidence != "head":
@@ -220,16 +220,12 @@ def train(stage: str, dataset: str, params: Params) -> None:
     print(f"{stage} {dataset}: {len(params.seeds)} seed(s) -> {MODELS / dataset / stage}")
 
 
-def _seed_event_queue(params: Params, run: Any) -> Any:
-    """The queue seed workers report to: a process queue when seeds train in worker processes
-    (see :func:`_fit_all_seeds`), else None (the relay's in-process queue)."""
+def _seed_event_queue(run: Any) -> Any:
+    """The queue the seeds report their MLflow runs to (:mod:`mmib.seed_runs`): a process queue,
+    which seed worker processes inherit and this process can use too; None when tracking is off."""
     import multiprocessing as mp
 
-    from mmib.runtime import resolve_device
-
-    if not run.enabled or resolve_device(params.device).type != "cpu" or len(params.seeds) == 1:
-        return None
-    return mp.get_context("spawn").Queue()
+    return mp.get_context("spawn").Queue() if run.enabled else None
 
 
 def _set_temperatures(dataset: str, params: Params, states: list[dict]) -> None:
