@@ -574,3 +574,16 @@ def test_seed_runs_are_logged_by_the_stage_process_from_the_workers_events(sqlit
         assert child.info.end_time - child.info.start_time >= 140
     assert children["0"].info.status == children["1"].info.status == "FINISHED"
     assert children["2"].info.status == "FAILED"  # never closed: its worker died
+
+
+def test_pipeline_run_labels():
+    from mmib.pipeline_run import label, params_diff
+
+    base = {"alpha": "0.5", "beta": "0.5", "data_root": "data/raw"}
+    assert label(params_diff(base, base)) == "baseline"
+    diff = params_diff({**base, "alpha": "0.3", "data_root": "/abs/path/to/shared/data/raw", "new": "1"}, base)
+    assert diff == {"alpha": "0.3", "data_root": "/abs/path/to/shared/data/raw", "new": "1"}
+    assert label(diff) == "alpha=0.3, data_root=/abs/path/to/shared/data/raw, new=1"
+    assert label(diff, 40) == "alpha=0.3, +2 more"  # the stage and seed runs' names stay short
+    assert params_diff({"alpha": "0.5"}, base) == {"beta": "(none)", "data_root": "(none)"}
+    assert params_diff(base, None) == {}

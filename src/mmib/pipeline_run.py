@@ -38,6 +38,7 @@ STAGE = "pipeline"
 BASELINE = "baseline"
 """Label of a pipeline run whose params equal the baseline's."""
 _MAX_LABEL = 80
+_MAX_SHORT_LABEL = 40  # in the names of the stage and seed runs
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class PipelineIdentity:
     key: str
     experiment: str
     label: str
+    short_label: str = ""
+    """``label`` cut to about 40 characters, for the names of the stage and seed runs."""
     diff: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -93,16 +96,16 @@ def params_diff(current: Mapping[str, str], baseline: Mapping[str, str] | None) 
     return dict(sorted(diff.items()))
 
 
-def label(diff: Mapping[str, str]) -> str:
-    """``alpha=0.3, beta=0.2`` (at most about 80 characters, then ``+N more``), or ``baseline``."""
+def label(diff: Mapping[str, str], limit: int = _MAX_LABEL) -> str:
+    """``alpha=0.3, beta=0.2`` (at most about ``limit`` characters, then ``+N more``), or ``baseline``."""
     if not diff:
         return BASELINE
     parts = [f"{k}={v}" for k, v in diff.items()]
     shown: list[str] = []
     for part in parts:
-        if shown and len(", ".join([*shown, part])) > _MAX_LABEL:
+        if shown and len(", ".join([*shown, part])) > limit:
             break
-        shown.append(part if len(part) <= _MAX_LABEL else part[:_MAX_LABEL - 3] + "...")
+        shown.append(part if len(part) <= limit else part[:limit - 3] + "...")
     rest = len(parts) - len(shown)
     return ", ".join(shown) + (f", +{rest} more" if rest else "")
 
@@ -129,8 +132,11 @@ def identity(params: Mapping[str, Any]) -> PipelineIdentity:
     key = hashlib.sha1(json.dumps([exp, params_hash, _git("rev-parse", "HEAD") or "",
                                    invocation()]).encode()).hexdigest()[:20]
     # without a committed params.yaml there is no baseline to name the difference from
-    name = label(diff) if baseline is not None else f"params {params_hash[:8]} (no committed baseline)"
-    return PipelineIdentity(key=key, experiment=exp, label=name, diff=diff)
+    if baseline is None:
+        name = short = f"params {params_hash[:8]} (no committed baseline)"
+    else:
+        name, short = label(diff), label(diff, _MAX_SHORT_LABEL)
+    return PipelineIdentity(key=key, experiment=exp, label=name, short_label=short, diff=diff)
 
 
 def open_parent(client: Any, experiment_id: str, ident: PipelineIdentity, uri: str) -> str:

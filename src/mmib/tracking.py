@@ -532,7 +532,7 @@ def start_stage_run(stage: str, dataset: str, params: Mapping[str, Any], seed: i
     pipeline_id, label = None, None
     if mlflow.active_run() is None and pipeline_params is not None:
         ident = pipeline_run.identity(pipeline_params)
-        pipeline_id, label = pipeline_run.open_parent(client, experiment_id, ident, uri), ident.label
+        pipeline_id, label = pipeline_run.open_parent(client, experiment_id, ident, uri), ident.short_label
     name = run_name(stage, dataset, seed, label)
     failed = True
     try:
