@@ -101,6 +101,8 @@ def _check_mlflow_runs(work: Path) -> None:
     beta = [n for n in parents if n.endswith(": beta=0.3")]
     assert len(parents) == 3 and len(alpha) == len(beta) == 1 and "workspace: baseline" in parents, sorted(parents)
     names = [alpha[0], beta[0], "workspace: baseline"]
+    assert parents[alpha[0]].data.params["alpha"] == "0.3" and parents[beta[0]].data.params["beta"] == "0.3"
+    assert "warmup.epochs" in parents["workspace: baseline"].data.params  # compare pipeline runs by params
     for name in names:
         assert parents[name].data.tags["stage"] == "pipeline"
         assert name.split(": ")[0] == parents[name].data.tags["dvc_exp"]  # DVC's experiment name, or workspace

@@ -271,6 +271,7 @@ def test_pipeline_run_is_a_parent_of_stage_and_seed_runs(sqlite_store, baseline_
     parent = parents[0]
     assert parent.info.run_name == "quick-fox: baseline"
     assert parent.info.status == "FINISHED"
+    assert parent.data.params == flatten_params(stage_params)  # its stages' params: pipeline runs compare
     stages = _runs(client, exp_id, **{"mlflow.parentRunId": parent.info.run_id})
     assert sorted(r.info.run_name for r in stages) == ["calibrate/mfeat (baseline)", "warmup/mfeat (baseline)"]
     for stage_run in stages:

@@ -508,7 +508,9 @@ def start_stage_run(stage: str, dataset: str, params: Mapping[str, Any], seed: i
     tagged ``stage``, ``dataset``, ``dvc_exp``, and when known ``seed``,
     ``device``, ``method`` (``params["method"]``) and ``git_commit``;
     ``extra_tags`` are added last (and win). ``params`` (the params the stage
-    uses) are flattened with :func:`flatten_params` and logged once. The run is
+    uses) are flattened with :func:`flatten_params` and logged once, and on
+    the pipeline run too (the same values in all its stages: its key holds
+    a hash of the params). The run is
     the active MLflow run inside the block, so ``mlflow.log_*`` also works
     there; it ends FINISHED, or FAILED when the block raises, and so does the
     parent (its end time moves on with every stage). With ``MMIB_TRACKING=0``
@@ -541,6 +543,8 @@ def start_stage_run(stage: str, dataset: str, params: Mapping[str, Any], seed: i
                               log_system_metrics=system_metrics_switch()) as active:
             run = StageRun(active.info.run_id, client, name, tags, flat, pipeline_id)
             run.log_params(flat)
+            if pipeline_id is not None:  # the union of its stages' params: pipeline runs compare by them
+                StageRun(pipeline_id, client).log_params(flat)
             yield run
             failed = False
     finally:
