@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test show bench quality paper experiments clean-venv
+.PHONY: repro test show bench quality paper experiments ui clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ quality: $(STAMP)
 
 experiments: $(STAMP)
 	PYTHONPATH=src $(BIN)/python -m mmib.experiments
+
+# the MLflow UI on this repository's store; prints the link to the runs (training view) first
+ui: $(STAMP)
+	PYTHONPATH=src $(BIN)/python -m mmib.mlflow_ui
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/epoch_speed.py

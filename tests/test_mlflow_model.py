@@ -198,5 +198,9 @@ def test_evaluate_with_tracking_off_does_not_import_the_model_module(monkeypatch
     monkeypatch.setitem(sys.modules, "mmib.mlflow_model", None)  # an import of it now raises ImportError
     free = {"per_seed": {}, "silhouette": None, "mean_confidence": None, "seed_agreement": None}
     result = {"labels": False, "label_free": free, "lowest_loss_seed": {"seed": 0}}
-    stages._log_evaluation("blobs", parse(apply_overrides(shipped_params(), TINY)), "clib", result,
-                           stages.TracedSeeds(), [])
+    from mmib import tracking
+
+    with tracking.start_stage_run("evaluate", "blobs", {}, device="cpu") as run:  # tracking off: a no-op run
+        assert not run.enabled
+        stages._log_evaluation(run, "blobs", parse(apply_overrides(shipped_params(), TINY)), "clib", result,
+                               stages.TracedSeeds(), [])

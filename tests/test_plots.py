@@ -84,3 +84,18 @@ def test_heatmap(tmp_path):
     _assert_png(heatmap(grid, tmp_path / "h.png", "ACC", "ACC (%)"))
     with pytest.raises(InputError, match="sweep"):
         heatmap(grid.iloc[:0], tmp_path / "empty.png", "ACC", "ACC (%)")
+
+
+def test_reliability_title_labels_the_pooled_ece_and_the_mean_of_the_seeds():
+    """Issue 13.7: the figure pools every seed's samples, the metric ``ece`` averages the seeds'
+    ECEs; the title says which number is which."""
+    from mmib.metrics import ece_from_table
+    from mmib.plots import reliability_title
+
+    table = reliability_table([0.9, 0.8, 0.3, 0.6], [1, 0, 1, 1])
+    title = reliability_title(table, "mfeat: reliability", seed_mean_ece=22.49)
+    lines = title.splitlines()
+    assert lines[0] == "mfeat: reliability"
+    assert lines[1].startswith("pooled samples: ECE ") and f"{ece_from_table(table):.2f}%" in lines[1]
+    assert lines[2] == "mean of the seeds' ECEs (metric ece): 22.49%"
+    assert "metric ece" not in reliability_title(table, "x")  # no seed mean given, none claimed

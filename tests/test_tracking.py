@@ -6,6 +6,7 @@ SQLite schema creation each).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -64,26 +65,30 @@ def test_flatten_params_rejects_colliding_keys():
 
 
 def test_run_name(clean_env):
-    assert run_name("train", "mfeat", seed=2) == "workspace/train/mfeat/seed2"
-    clean_env.setenv("DVC_EXP_NAME", "bushy-tick")
-    assert run_name("evaluate", "cub") == "bushy-tick/evaluate/cub"
+    assert run_name("train", "mfeat", seed=2) == "train/mfeat/seed2"
+    assert run_name("evaluate", "cub", label="alpha=0.3") == "evaluate/cub (alpha=0.3)"
 
 
 def test_tracking_uri_uses_dvc_root(clean_env, tmp_path):
     clean_env.setenv("DVC_ROOT", str(tmp_path))
     assert tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
-    assert artifact_location() == (tmp_path.resolve() / "mlruns").as_uri()
+    assert artifact_location() == "mlruns"  # recorded relative to the database: the clone can move
+    assert tracking.artifact_root() == tmp_path.resolve() / "mlruns"
+    assert tracking.local_artifact_dir("mlruns/abc/artifacts") == str(tmp_path.resolve() / "mlruns/abc/artifacts")
+    assert tracking.local_artifact_dir("file:///x/mlruns/abc") == "file:///x/mlruns/abc"
 
 
 def test_tracking_uri_env_wins(clean_env, tmp_path):
     clean_env.setenv("DVC_ROOT", str(tmp_path))
     clean_env.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking_uri() == "http://127.0.0.1:5000"
-    assert artifact_location() is None  # a server decides its artifact store
+    assert artifact_location() is None and tracking.artifact_root() is None  # a server decides
+    assert tracking.local_artifact_dir("mlruns/abc") == "mlruns/abc"
     db = tmp_path / "other" / "t.db"
     clean_env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
     assert tracking_uri() == f"sqlite:///{db}"
-    assert artifact_location() == (db.parent / "mlruns").as_uri()
+    assert artifact_location() == "mlruns"
+    assert tracking.artifact_root() == db.parent / "mlruns"
 
 
 def test_tracking_uri_falls_back_to_cwd(clean_env, tmp_path):
@@ -162,7 +167,8 @@ def test_real_run_is_read_back(sqlite_store, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store}")
     got = client.get_run(run_id)
     assert got.info.status == "FINISHED"
-    assert got.info.run_name == "exp-a/train/mfeat/seed1"
+    assert got.info.run_name == "train/mfeat/seed1"  # no pipeline_params: a top-level run
+    assert "mlflow.parentRunId" not in got.data.tags
     assert got.data.params == flatten_params(PARAMS)
     tags = got.data.tags
     for key, value in {"stage": "train", "dataset": "mfeat", "seed": "1", "device": "cpu",
@@ -175,15 +181,18 @@ def test_real_run_is_read_back(sqlite_store, tmp_path):
     assert [m.value for m in history] == loss
     assert [m.step for m in client.get_metric_history(run_id, "w.view0")] == [0, 1]
 
-    # artifacts live beside the database, not in the working directory
+    # artifacts live beside the database, not in the working directory; MLflow's readers
+    # resolve the relative location from the directory of the database (where `mlflow ui` runs)
+    assert not (tmp_path / "mlruns").exists()
+    os.chdir(sqlite_store.parent)
     arts = {a.path for a in client.list_artifacts(run_id, "tables")}
     arts |= {a.path for a in client.list_artifacts(run_id, "metrics")}
     assert arts == {"tables/curves.csv", "metrics/m.json"}
     exp = client.get_experiment(got.info.experiment_id)
     assert exp.name == "mmib"
-    assert exp.artifact_location == (sqlite_store.parent / "mlruns").as_uri()
-    assert (sqlite_store.parent / "mlruns").is_dir()
-    assert not (tmp_path / "mlruns").exists()
+    assert exp.artifact_location == "mlruns"
+    assert got.info.artifact_uri == f"mlruns/{run_id}/artifacts"
+    assert (sqlite_store.parent / "mlruns" / run_id / "artifacts" / "tables" / "curves.csv").is_file()
 
 
 @pytest.mark.mlflow
@@ -213,3 +222,388 @@ def test_the_experiment_opens_as_model_training_with_a_description(sqlite_store)
     client.set_experiment_tag(exp.experiment_id, "mlflow.experimentKind", "genai_development")
     tracking.ensure_experiment()  # an existing experiment is put right
     assert client.get_experiment(exp.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+# ---------------------------------------------------------------- runs of a pipeline run
+
+
+def _runs(client, experiment_id, **tags):
+    query = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
+    return client.search_runs([experiment_id], filter_string=query, max_results=100)
+
+
+@pytest.fixture
+def baseline_repo(clean_env, tmp_path):
+    """A git repository whose committed params.yaml is the baseline of the pipeline runs' names."""
+    import yaml
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    for args in (["init", "-q"], ["add", "params.yaml"],
+                 ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    clean_env.setenv("DVC_ROOT", str(repo))
+    return repo
+
+
+@pytest.mark.mlflow
+def test_pipeline_run_is_a_parent_of_stage_and_seed_runs(sqlite_store, baseline_repo, monkeypatch):
+    """Stages of one pipeline run (separate calls, as DVC's separate processes) share one parent run
+    named after the experiment and what differs from the baseline; seed runs nest under their stage
+    with the same metric names; durations are real; a changed param makes another parent."""
+    import time
+
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("DVC_EXP_NAME", "quick-fox")
+    client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store}")
+    stage_params = {"method": "clib", "alpha": 0.5}
+    for stage in ("warmup", "calibrate"):
+        with start_stage_run(stage, "mfeat", stage_params, pipeline_params=PARAMS) as run:
+            for seed in (0, 1):
+                with run.seed_run(seed) as child:
+                    child.log_metrics({"loss": 2.0 + seed}, step=0)
+                    time.sleep(0.05)
+    exp_id = tracking.ensure_experiment()
+    parents = _runs(client, exp_id, stage="pipeline", dvc_exp="quick-fox")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.run_name == "quick-fox: baseline"
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params == flatten_params(stage_params)  # its stages' params: pipeline runs compare
+    stages = _runs(client, exp_id, **{"mlflow.parentRunId": parent.info.run_id})
+    assert sorted(r.info.run_name for r in stages) == ["calibrate/mfeat (baseline)", "warmup/mfeat (baseline)"]
+    for stage_run in stages:
+        assert stage_run.data.params == flatten_params(stage_params)
+        seeds = _runs(client, exp_id, **{"mlflow.parentRunId": stage_run.info.run_id})
+        stage = stage_run.data.tags["stage"]
+        assert sorted(r.info.run_name for r in seeds) == [f"{stage}/mfeat/seed{s} (baseline)" for s in (0, 1)]
+        for seed_run in seeds:
+            assert set(seed_run.data.metrics) == {"loss"}  # the same name in every seed: charts overlay
+            assert seed_run.data.params == stage_run.data.params
+            assert seed_run.data.tags["stage"] == stage and seed_run.data.tags["dvc_exp"] == "quick-fox"
+            assert seed_run.info.end_time - seed_run.info.start_time >= 50
+            assert stage_run.info.start_time <= seed_run.info.start_time <= seed_run.info.end_time \
+                <= stage_run.info.end_time
+    assert parent.info.end_time >= max(r.info.end_time for r in stages)
+
+    with start_stage_run("calibrate", "mfeat", stage_params, pipeline_params={**PARAMS, "alpha": 0.3}):
+        pass
+    names = sorted(r.info.run_name for r in _runs(client, exp_id, stage="pipeline", dvc_exp="quick-fox"))
+    assert names == ["quick-fox: alpha=0.3", "quick-fox: baseline"]
+
+
+@pytest.mark.mlflow
+def test_a_failed_stage_fails_its_pipeline_run(sqlite_store, baseline_repo, monkeypatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("DVC_EXP_NAME", "broken-run")
+    with pytest.raises(RuntimeError):
+        with start_stage_run("warmup", "mfeat", {}, pipeline_params=PARAMS) as run:
+            with run.seed_run(0) as child:
+                seed_id = child.run_id
+                raise RuntimeError("diverged")
+    client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store}")
+    assert client.get_run(seed_id).info.status == "FAILED"
+    assert client.get_run(run.run_id).info.status == "FAILED"
+    assert client.get_run(run.pipeline_id).info.status == "FAILED"
+
+
+STARTER = """
+import sys, time
+sys.path.insert(0, {src!r})
+from mmib import tracking
+start = float(sys.argv[1])
+time.sleep(max(0.0, start - time.time()))
+with tracking.start_stage_run(sys.argv[2], "mfeat", {{}}, pipeline_params={{"alpha": 0.5}}) as run:
+    print(run.pipeline_id)
+"""
+
+
+@pytest.mark.mlflow
+def test_two_stages_starting_at_once_share_one_parent(sqlite_store, baseline_repo, monkeypatch, tmp_path):
+    """DVC stages are processes; two that start in the same instant find or create one parent."""
+    import time
+
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("DVC_EXP_NAME", "same-instant")
+    tracking.ensure_experiment()  # the store exists (creating it in parallel is another matter)
+    script = tmp_path / "starter.py"
+    script.write_text(STARTER.format(src=str(SRC)))
+    start = time.time() + 6  # after both interpreters have imported mlflow
+    procs = [subprocess.Popen([sys.executable, str(script), str(start), stage], stdout=subprocess.PIPE,
+                              text=True) for stage in ("baselines", "evaluate")]
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0][-1] == outs[1][-1]
+    client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store}")
+    assert len(_runs(client, tracking.ensure_experiment(), stage="pipeline", dvc_exp="same-instant")) == 1
+
+
+@pytest.mark.mlflow
+def test_system_metrics_are_logged_and_switchable(sqlite_store, monkeypatch):
+    import time
+
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    with start_stage_run("warmup", "mfeat", {}) as run:
+        time.sleep(1.0)
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
+    with start_stage_run("warmup", "mfeat", {}) as off:
+        time.sleep(0.5)
+    client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store}")
+    assert "system/cpu_utilization_percentage" in client.get_run(run.run_id).data.metrics
+    assert not [k for k in client.get_run(off.run_id).data.metrics if k.startswith("system/")]
+
+
+@pytest.mark.mlflow
+def test_epoch_metrics_are_logged_as_each_epoch_ends(sqlite_store):
+    """The per-epoch hook: values reach the run while training runs, under grouped names."""
+    import time
+
+    from mlflow import MlflowClient
+
+    from mmib.epoch_metrics import EpochLogger, curves, metric_name
+
+    assert metric_name("fusion_w_view3") == "fusion_w/view3" and metric_name("loss") == "loss"
+
+    class Model:
+        def _check_finite(self, hist, epoch, n_epochs, stage):
+            if hist["loss"][-1] != hist["loss"][-1]:
+                raise ValueError("nan")
+
+        def fit(self):
+            hist = {"loss": [], "fusion_w_view0": []}
+            for epoch in range(3):
+                self._check_finite({"loss": [9.0 - epoch]}, epoch, 3, "cold start")
+                hist["loss"].append(3.0 - epoch)
+                hist["fusion_w_view0"].append(0.5)
+                self._check_finite(hist, epoch, 3, "calibrate")
+                time.sleep(0.05)
+            return hist
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store}")
+    with start_stage_run("calibrate", "mfeat", {}) as run:
+        logger = EpochLogger(run)
+        history = logger.attach(Model()).fit()
+        after_epoch = client.get_metric_history(run.run_id, "loss")  # already there, before the end
+        logger.finish(history)
+    assert [m.step for m in sorted(after_epoch, key=lambda m: m.step)] == [0, 1, 2]
+    got = client.get_run(run.run_id).data.metrics
+    assert {"loss", "fusion_w/view0", "cold_start_loss"} <= set(got)
+    assert set(curves(history)) == {"loss", "fusion_w/view0"}
+    times = [m.timestamp for m in sorted(client.get_metric_history(run.run_id, "loss"), key=lambda m: m.step)]
+    assert times[-1] - times[0] >= 90  # logged as the epochs ended, not at once
+    assert len(client.get_metric_history(run.run_id, "loss")) == 3  # finish() did not log them again
+
+
+def test_epoch_logger_without_tracking_logs_at_the_end_only():
+    from mmib.epoch_metrics import EpochLogger
+
+    class Run:
+        enabled = True
+        logged = []
+
+        def log_metrics(self, metrics, step=None):
+            raise RuntimeError("database is locked")
+
+        def log_curve(self, curves, start=0):
+            self.logged.append(curves)
+
+    class Model:
+        def _check_finite(self, hist, epoch, n_epochs, stage):
+            pass
+
+    logger = EpochLogger(Run())
+    model = logger.attach(Model())
+    model._check_finite({"loss": [1.0]}, 0, 1, "warmup")  # a tracking error does not stop training
+    logger.finish({"loss": [1.0], "n_selected_view1": [4]})
+    assert Run.logged == [{"loss": [1.0], "n_selected/view1": [4]}]
+
+
+FIRST_CLONE = """
+import sys
+sys.path.insert(0, {src!r})
+from mmib import tracking
+with tracking.start_stage_run("evaluate", "mfeat", {{"alpha": 0.5}}) as run:
+    run.log_artifact("table.csv", "metrics")
+print(run.run_id)
+"""
+
+
+@pytest.mark.mlflow
+def test_artifacts_survive_moving_the_clone(clean_env, tmp_path):
+    """The store records artifact locations relative to the database: move the clone, read them."""
+    import shutil
+    import sqlite3
+
+    from mlflow import MlflowClient
+
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "table.csv").write_text("a,b\n1,2\n")
+    # a process of its own, as a stage is: SQLite refuses writes in a process that had the file open
+    # before it moved, which a clone moved between two runs never meets
+    env = {**os.environ, "DVC_ROOT": str(first), "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false"}
+    out = subprocess.run([sys.executable, "-c", FIRST_CLONE.format(src=str(SRC))], cwd=first, env=env,
+                         capture_output=True, text=True, check=True)
+    run_id = out.stdout.split()[-1]
+    with contextlib.closing(sqlite3.connect(first / "mlflow.db")) as con:  # no absolute path in the store
+        stored = [r[0] for r in con.execute("SELECT artifact_location FROM experiments")]
+        stored += [r[0] for r in con.execute("SELECT artifact_uri FROM runs")]
+    assert len(stored) == 3 and not [s for s in stored if str(first) in s or s.startswith("file:")]
+
+    moved = tmp_path / "moved"
+    shutil.move(str(first), moved)
+    clean_env.setenv("DVC_ROOT", str(moved))
+    clean_env.chdir(moved)  # where `mlflow ui` runs: the directory of mlflow.db
+    client = MlflowClient(tracking_uri=f"sqlite:///{moved / 'mlflow.db'}")
+    local = client.download_artifacts(run_id, "metrics/table.csv", str(tmp_path))
+    assert Path(local).read_text() == "a,b\n1,2\n"
+    with start_stage_run("evaluate", "mfeat", {"alpha": 0.5}) as again:  # and writing still works
+        again.log_artifact(moved / "table.csv", "metrics")
+    assert (moved / "mlruns" / again.run_id / "artifacts" / "metrics" / "table.csv").is_file()
+
+
+@pytest.mark.mlflow
+def test_an_absolute_artifact_location_is_made_relative(clean_env, tmp_path):
+    """A store made before (absolute ``file://.../mlruns``) is rewritten, with its runs."""
+    from mlflow import MlflowClient
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    client = MlflowClient(tracking_uri=uri)
+    absolute = (tmp_path / "mlruns").as_uri()
+    exp_id = client.create_experiment("mmib", artifact_location=absolute)
+    old_run = client.create_run(exp_id)
+    assert old_run.info.artifact_uri.startswith(absolute)
+    clean_env.setenv("MLFLOW_TRACKING_URI", uri)
+    assert tracking.ensure_experiment() == exp_id
+    assert client.get_experiment(exp_id).artifact_location == "mlruns"
+    assert client.get_run(old_run.info.run_id).info.artifact_uri == f"mlruns/{old_run.info.run_id}/artifacts"
+
+
+# ---------------------------------------------------------------- params a run logs
+
+
+def test_runs_log_only_the_params_they_use():
+    """Issue 13.4: a CLIB run logs no `msdib.*` / `omib.*`, MSDIB logs its section and not CLIB's,
+    evaluate logs what its models were trained with and `evaluate.*`, report only this run's
+    paper names."""
+    from mmib.config import default_params
+    from mmib.stages import tracked_params
+
+    params = default_params().model_copy(update={"method": "clib", "datasets": ["caltech_2v"]})
+    for stage in ("warmup", "calibrate", "evaluate"):
+        keys = set(flatten_params(tracked_params(params, stage)))
+        assert not [k for k in keys if k.split(".")[0] in ("msdib", "omib", "catalog", "report")], stage
+        assert {"method", "seeds", "beta", "warmup.lr"} <= keys
+    assert "alpha" not in flatten_params(tracked_params(params, "warmup"))
+    evaluate = set(flatten_params(tracked_params(params, "evaluate")))
+    assert {"alpha", "calibrate.losses.caliH", "evaluate.ece_bins"} <= evaluate
+    report = flatten_params(tracked_params(params, "report"))
+    assert [k for k in report if k.startswith("report.paper_names")] == ["report.paper_names.caltech_2v"]
+
+    msdib = set(flatten_params(tracked_params(params.model_copy(update={"method": "msdib"}), "calibrate")))
+    assert {"method", "seeds", "msdib.lr"} <= msdib
+    assert not [k for k in msdib if k.split(".")[0] in ("omib", "alpha", "beta", "model", "warmup", "calibrate")]
+
+
+@pytest.mark.mlflow
+def test_ui_link_opens_the_training_view(sqlite_store):
+    """Issue 13.1: MLflow 3.17 picks GenAI or training view from the URL's workflowType (the
+    experiment's kind tag does not override it): `make ui` prints the link to the runs."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run([sys.executable, "-m", "mmib.mlflow_ui", "--print-url", "--port", "5001"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    experiment_id = tracking.ensure_experiment()
+    assert f"http://127.0.0.1:5001/#/experiments/{experiment_id}/runs?workflowType=machine_learning" in out
+
+
+@pytest.mark.mlflow
+def test_seed_runs_are_logged_by_the_stage_process_from_the_workers_events(sqlite_store):
+    """mmib.seed_runs: a worker reports open / epochs / close (no MLflow there); the stage process
+    makes them child runs with the worker's timestamps; a seed that never closes (its worker died)
+    ends FAILED; a tracking error does not stop anything."""
+    import threading
+    import time
+
+    from mlflow import MlflowClient
+
+    from mmib.epoch_metrics import EpochLogger
+    from mmib.seed_runs import SeedRunRelay, seed_report
+
+    class Model:
+        def _check_finite(self, hist, epoch, n_epochs, stage):
+            pass
+
+    def worker(queue, seed, epochs, close=True):
+        report = seed_report(queue, seed)
+        run = report.__enter__()
+        model = EpochLogger(run).attach(Model())
+        hist = {"loss": [], "fusion_w_view0": []}
+        for epoch in range(epochs):
+            time.sleep(0.05)
+            hist["loss"].append(1.0 / (epoch + 1))
+            hist["fusion_w_view0"].append(0.5)
+            model._check_finite(hist, epoch, epochs, "warmup")
+        run.set_tags({"device": "cpu"})
+        if close:
+            report.__exit__(None, None, None)
+
+    with start_stage_run("warmup", "mfeat", {"beta": 0.5}) as run:
+        with SeedRunRelay(run) as relay:
+            threads = [threading.Thread(target=worker, args=(relay.queue, s, 3, s != 2)) for s in (0, 1, 2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store}")
+    children = {r.data.tags["seed"]: r for r in _runs(client, tracking.ensure_experiment(),
+                                                       **{"mlflow.parentRunId": run.run_id})}
+    assert sorted(children) == ["0", "1", "2"]
+    for seed, child in children.items():
+        assert child.info.run_name == f"warmup/mfeat/seed{seed}"
+        assert child.data.params == {"beta": "0.5"} and child.data.tags["device"] == "cpu"
+        history = sorted(client.get_metric_history(child.info.run_id, "loss"), key=lambda m: m.step)
+        assert [m.step for m in history] == [0, 1, 2] and history[-1].value == pytest.approx(1 / 3)
+        assert history[-1].timestamp - history[0].timestamp >= 90  # the worker's times, not the relay's
+        assert "fusion_w/view0" in child.data.metrics
+        assert child.info.end_time - child.info.start_time >= 140
+    assert children["0"].info.status == children["1"].info.status == "FINISHED"
+    assert children["2"].info.status == "FAILED"  # never closed: its worker died
+
+
+def test_pipeline_run_labels():
+    from mmib.pipeline_run import label, params_diff
+
+    base = {"alpha": "0.5", "beta": "0.5", "data_root": "data/raw"}
+    assert label(params_diff(base, base)) == "baseline"
+    diff = params_diff({**base, "alpha": "0.3", "data_root": "/abs/path/to/shared/data/raw", "new": "1"}, base)
+    assert diff == {"alpha": "0.3", "data_root": "/abs/path/to/shared/data/raw", "new": "1"}
+    assert label(diff) == "alpha=0.3, data_root=/abs/path/to/shared/data/raw, new=1"
+    assert label(diff, 40) == "alpha=0.3, +2 more"  # the stage and seed runs' names stay short
+    assert params_diff({"alpha": "0.5"}, base) == {"beta": "(none)", "data_root": "(none)"}
+    assert params_diff(base, None) == {}
+
+
+def test_in_store_directory_works_beside_the_sqlite_database_and_returns(tmp_path, monkeypatch):
+    """Queued / --temp DVC runs work in a copy: MLflow's own writers must resolve the relative
+    artifact location against the database's directory, not the copy."""
+    import os
+
+    from mmib import tracking
+
+    store = tmp_path / "repo"
+    store.mkdir()
+    elsewhere = tmp_path / "copy"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with tracking.in_store_directory(f"sqlite:///{store / 'mlflow.db'}"):
+        assert Path(os.getcwd()) == store
+    assert Path(os.getcwd()) == elsewhere
+    with tracking.in_store_directory("http://127.0.0.1:5000"):  # a server decides its own locations
+        assert Path(os.getcwd()) == elsewhere

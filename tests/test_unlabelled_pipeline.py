@@ -56,7 +56,7 @@ def unlabelled(tmp_path, monkeypatch):
     monkeypatch.setenv("MMIB_TRACKING", "0")
     monkeypatch.delenv("MMIB_DATA_ROOT", raising=False)
     # the seeds one after the other in this process: the worker pool is tested elsewhere
-    monkeypatch.setattr(stages, "_fit_all_seeds", lambda stage, dataset, params: [
+    monkeypatch.setattr(stages, "_fit_all_seeds", lambda stage, dataset, params, run=None: [
         stages._fit_seed(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(params.seeds)])
     _preprocess()
     params = load_params("params.yaml")

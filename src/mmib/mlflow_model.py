@@ -267,9 +267,9 @@ def log_evaluation_model(run: Any, dataset: str, params: Any, method: str, state
     default_run = tracking.dvc_experiment_name() == tracking.WORKSPACE
     register = registered_name(method, dataset) if default_run and registry_supported(tracking.tracking_uri()) else None
     views = load_processed(processed_npz)[0]
-    with _active(run.run_id):
-        logged = log_clusterer(state_path, params, dataset, views, scaler_path(dataset, Path(processed_npz).parent),
-                               registered_name=register)
+    state_path, scaler = Path(state_path).resolve(), scaler_path(dataset, Path(processed_npz).resolve().parent)
+    with _active(run.run_id), tracking.in_store_directory():  # relative artifact location: from the store's dir
+        logged = log_clusterer(state_path, params, dataset, views, scaler, registered_name=register)
     run.set_tags({"model_uri": logged["model_uri"], "model_seed": logged["seed"],
                   **({"registered_model": register} if register else {})})
     print(f"evaluate {dataset}: MLflow model of seed {logged['seed']} (lowest final loss) -> {logged['model_uri']}"

@@ -36,14 +36,26 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     return path
 
 
+def reliability_title(table: pd.DataFrame, title: str, seed_mean_ece: float | None = None) -> str:
+    """The reliability figure's title: ``title``, then the ECE and the mean confidence of the
+    pooled samples of ``table``, and, when given, the mean over seeds of the seeds' ECEs (the
+    metric ``ece``), each labelled: the two ECEs differ (pooling mixes the seeds' bins)."""
+    pooled = (f"pooled samples: ECE {ece_from_table(table):.2f}%, "
+              f"mean confidence {mean_confidence_from_table(table):.2f}%")
+    if seed_mean_ece is None:
+        return f"{title}\n{pooled}"
+    return f"{title}\n{pooled}\nmean of the seeds' ECEs (metric ece): {seed_mean_ece:.2f}%"
+
+
 def reliability_diagram(table: pd.DataFrame, path: str | os.PathLike,
-                        title: str = "Reliability diagram") -> Path:
+                        title: str = "Reliability diagram", seed_mean_ece: float | None = None) -> Path:
     """Bars of accuracy per confidence bin against the diagonal (perfect calibration).
 
     ``table`` is :func:`mmib.metrics.reliability_table` (edges in [0, 1],
     accuracy and confidence in percent). Bars show the accuracy of occupied
-    bins, a marker the mean confidence in each bin; the title gives ECE and
-    the mean confidence (METHOD.md: near-uniform outputs have low ECE).
+    bins, a marker the mean confidence in each bin; the title
+    (:func:`reliability_title`) gives the pooled ECE and mean confidence
+    (METHOD.md: near-uniform outputs have low ECE) and ``seed_mean_ece``.
     """
     missing = {"bin_lower", "bin_upper", "count", "accuracy", "confidence"} - set(table.columns)
     if missing:
@@ -52,7 +64,7 @@ def reliability_diagram(table: pd.DataFrame, path: str | os.PathLike,
     lower = 100.0 * table["bin_lower"].to_numpy(dtype=float)
     width = 100.0 * table["bin_upper"].to_numpy(dtype=float) - lower
     occupied = table["count"].to_numpy() > 0
-    fig = Figure(figsize=(4.5, 4.5))
+    fig = Figure(figsize=(4.8, 5.0))
     ax = fig.add_subplot()
     ax.bar(lower[occupied], table["accuracy"].to_numpy(dtype=float)[occupied],
            width=width[occupied], align="edge", edgecolor="black", color="tab:blue",
@@ -62,9 +74,7 @@ def reliability_diagram(table: pd.DataFrame, path: str | os.PathLike,
             color="tab:orange", markersize=4, label="mean confidence")
     ax.plot([0, 100], [0, 100], "--", color="gray", label="perfect calibration")
     ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="confidence (%)", ylabel="accuracy (%)")
-    ece = ece_from_table(table)
-    conf = mean_confidence_from_table(table)
-    ax.set_title(f"{title}\nECE of the pooled samples {ece:.2f}%, mean confidence {conf:.2f}%", fontsize=10)
+    ax.set_title(reliability_title(table, title, seed_mean_ece), fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     return _save(fig, path)
 

@@ -32,6 +32,10 @@ STAGE_PARAMS = {
     "report": ["datasets", "seeds", "report"],
 }
 PAPER_TABLES = Path("data/reference/paper_tables.csv")
+METHOD_SECTIONS = ("msdib", "omib")
+"""Sections of params.yaml that belong to one method each (``method: msdib`` reads ``msdib:``)."""
+CLIB_PARAMS = ("alpha", "beta", "model", "warmup", "calibrate")
+"""Top-level params only CLIB reads (MSDIB and OMIB read their own section)."""
 
 
 # ---------------------------------------------------------------- paths
@@ -57,6 +61,21 @@ def _select(params: Params, keys: list[str]) -> dict[str, Any]:
         for part in key.split("."):
             node = node[part]
         out[key] = node
+    return out
+
+
+def tracked_params(params: Params, stage: str) -> dict[str, Any]:
+    """The params a stage's MLflow run logs: those the stage used. Its declared params
+    (:data:`STAGE_PARAMS`) less the sections of the methods it does not run; evaluate logs the
+    params its models were trained with (calibrate's) and ``evaluate``; report only the
+    ``report.paper_names`` of this run's datasets."""
+    keys = [*STAGE_PARAMS["calibrate"], "evaluate"] if stage == "evaluate" else STAGE_PARAMS[stage]
+    method_only = params.method in METHOD_SECTIONS
+    unused = {s for s in METHOD_SECTIONS if s != params.method} | (set(CLIB_PARAMS) if method_only else set())
+    out = _select(params, [k for k in keys if k.split(".")[0] not in unused])
+    if "report" in out:
+        names = out["report"].get("paper_names") or {}
+        out["report"] = {**out["report"], "paper_names": {d: names[d] for d in params.datasets if d in names}}
     return out
 
 
@@ -93,30 +112,54 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 # ---------------------------------------------------------------- training stages
-def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int) -> tuple[dict, str, dict]:
+_SEED_EVENTS: Any = None
+"""In a seed worker process: the queue its seed run's events go to (:mod:`mmib.seed_runs`)."""
+
+
+def _init_seed_worker(parent: int, events: Any) -> None:
+    """Initializer of the seed workers: end with the stage process; report to ``events``."""
+    from mmib.lifeline import die_with_parent
+
+    global _SEED_EVENTS
+    die_with_parent(parent)
+    _SEED_EVENTS = events
+
+
+def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int,
+              events: Any = None) -> tuple[dict, str, dict]:
     """Train one seed (in a worker process on the CPU); returns its state, device name and this
     stage's history with the timings (which the state leaves out: they go to MLflow and the curves).
 
     On the CPU every seed runs on exactly one torch thread, whatever the
     number of workers, so the numbers do not depend on the machine's cores.
+    ``events`` (default: the worker's queue, :func:`_init_seed_worker`; None: no tracking):
+    where the seed's MLflow run is reported, opened around the training, each epoch's values as
+    it ends (:mod:`mmib.seed_runs`; the stage process logs them, so no worker imports MLflow).
     """
     import torch
 
     from mmib.config import Params
+    from mmib.epoch_metrics import EpochLogger
     from mmib.methods import registry
+    from mmib.seed_runs import seed_report
 
     params = Params.model_validate(params_dict)
     views, n_clusters = _training_views(dataset)
-    model = registry.build(params, n_clusters, seed)
-    model.progress_position = position
-    if model.resolved_device().type == "cpu":
-        torch.set_num_threads(1)
-    supervision = _supervision(dataset, params, seed) if params.method in registry.SUPERVISED else ()
-    if stage == "warmup":
-        model.fit_warmup(views, *supervision)
-    else:
-        model.load_state(load_state(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
-        model.fit_calibration(views, *supervision)
+    with seed_report(events if events is not None else _SEED_EVENTS, seed) as run:
+        model = registry.build(params, n_clusters, seed)
+        model.progress_position = position
+        if model.resolved_device().type == "cpu":
+            torch.set_num_threads(1)
+        run.set_tags({"device": model.resolved_device()})
+        epochs = EpochLogger(run)
+        epochs.attach(model)
+        supervision = _supervision(dataset, params, seed) if params.method in registry.SUPERVISED else ()
+        if stage == "warmup":
+            model.fit_warmup(views, *supervision)
+        else:
+            model.load_state(load_state(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
+            model.fit_calibration(views, *supervision)
+        epochs.finish(model.history_[stage])
     return model.state(), str(model.device_), model.history_[stage]
 
 
@@ -138,7 +181,7 @@ def _supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, n
     return targets, stratified_split(targets, params.omib.test_fraction, seed)[0]
 
 
-def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict, str, dict]]:
+def _fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) -> list[tuple[dict, str, dict]]:
     """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
 
     All seeds start at once (up to two per core): single-thread processes
@@ -150,39 +193,46 @@ def _fit_all_seeds(stage: str, dataset: str, params: Params) -> list[tuple[dict,
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from mmib.lifeline import die_with_parent
     from mmib.runtime import resolve_device
 
     seeds = list(params.seeds)
     jobs = [(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(seeds)]
     workers = min(len(seeds), 2 * (os.cpu_count() or 1))
     if resolve_device(params.device).type != "cpu" or workers == 1:
-        return [_fit_seed(*job) for job in jobs]
+        return [_fit_seed(*job, events=events) for job in jobs]
     # spawn, not fork: forking after torch has started its thread pools can hang
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+                             initializer=_init_seed_worker, initargs=(os.getpid(), events)) as pool:
         return list(pool.map(_fit_seed, *zip(*jobs)))
 
 
 def train(stage: str, dataset: str, params: Params) -> None:
     """Warm-up (stage 1) or calibration (stage 2) of every seed, with tracking."""
-    from mmib import tracking
+    from mmib import seed_runs, tracking
 
     _training_views(dataset)  # fail early, in this process, on a missing or bad input
-    declared = _select(params, STAGE_PARAMS[stage])
-    results = _fit_all_seeds(stage, dataset, params)
-    if stage == "calibrate" and params.method == "clib" and params.calibrate.confidence != "head":
-        _set_temperatures(dataset, params, [state for state, _, _ in results])
-    histories = {seed: history for seed, (_, _, history) in zip(params.seeds, results)}
-    for seed, (_, device, _) in zip(params.seeds, results):
-        with tracking.start_stage_run(stage, dataset, declared, seed=seed, device=device) as run:
-            run.log_curve(histories[seed])
-            run.log_metrics({f"final_{k}": v[-1] for k, v in histories[seed].items() if v})
-    # write every seed's state only after all succeeded: a failure leaves old outputs intact
-    for seed, (state, _, _) in zip(params.seeds, results):
-        save_state(model_path(dataset, stage, seed), state)
-    _write_csv(curves_path(dataset, stage), _curves_frame(histories))
+    with tracking.start_stage_run(stage, dataset, tracked_params(params, stage),
+                                  pipeline_params=params.model_dump()) as run:
+        # one child run per seed, reported by the process that trains it (mmib.seed_runs)
+        with seed_runs.SeedRunRelay(run, _seed_event_queue(run)) as relay:
+            results = _fit_all_seeds(stage, dataset, params, relay.queue)
+        run.set_tags({"device": results[0][1]})
+        if stage == "calibrate" and params.method == "clib" and params.calibrate.confidence != "head":
+            _set_temperatures(dataset, params, [state for state, _, _ in results])
+        histories = {seed: history for seed, (_, _, history) in zip(params.seeds, results)}
+        # write every seed's state only after all succeeded: a failure leaves old outputs intact
+        for seed, (state, _, _) in zip(params.seeds, results):
+            save_state(model_path(dataset, stage, seed), state)
+        _write_csv(curves_path(dataset, stage), _curves_frame(histories))
     print(f"{stage} {dataset}: {len(params.seeds)} seed(s) -> {MODELS / dataset / stage}")
+
+
+def _seed_event_queue(run: Any) -> Any:
+    """The queue the seeds report their MLflow runs to (:mod:`mmib.seed_runs`): a process queue,
+    which seed worker processes inherit and this process can use too; None when tracking is off."""
+    import multiprocessing as mp
+
+    return mp.get_context("spawn").Queue() if run.enabled else None
 
 
 def _set_temperatures(dataset: str, params: Params, states: list[dict]) -> None:
@@ -213,9 +263,21 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
     and mean +- std; the figures, and an MLflow run.
 
     Without labels the pipeline still finishes: the scores that need labels are skipped with a
-    note (``note`` in the JSON), the figures that need none are drawn.
+    note (``note`` in the JSON), the figures that need none are drawn. The MLflow run is open
+    around the whole stage.
     """
-    from mmib import label_free, metrics, tracking
+    from mmib import tracking
+
+    with tracking.start_stage_run("evaluate", dataset, tracked_params(params, "evaluate"), device="cpu",
+                                  pipeline_params=params.model_dump()) as run:
+        result, method, traced, figures = _evaluate(dataset, params)
+        _log_evaluation(run, dataset, params, method, result, traced, figures)
+    return result
+
+
+def _evaluate(dataset: str, params: Params) -> tuple[dict[str, Any], str, "TracedSeeds", list[Path]]:
+    """The work of :func:`evaluate`: its result, the method, the traced seeds and the figures."""
+    from mmib import label_free, metrics
     from mmib.data.processed import load_processed
     from mmib.methods import registry
 
@@ -257,10 +319,10 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
             result["hard_samples"] = traced.hard_summary(params.evaluate.hard_fraction)
     figures = _evaluation_figures(dataset, params, views, labels, n_clusters, models, probas, traced,
                                   np.concatenate(confidences), np.concatenate(corrects),
-                                  {seed: states[seed]["history"] for seed in params.seeds})
+                                  {seed: states[seed]["history"] for seed in params.seeds},
+                                  result["ece"]["mean"] if "ece" in result else None)
     write_json(evaluation_path(dataset), result)
-    _log_evaluation(dataset, params, method, result, traced, figures)
-    return result
+    return result, method, traced, figures
 
 
 def _final_loss(state: dict) -> float:
@@ -293,7 +355,8 @@ def _scored_seeds(params: Params, models: dict, probas: dict, views: list[np.nda
 
 def _evaluation_figures(dataset: str, params: Params, views: list[np.ndarray], labels: np.ndarray | None,
                         n_clusters: int, models: dict, probas: dict, traced: "TracedSeeds",
-                        confidence: np.ndarray, correct: np.ndarray, histories: dict[int, dict]) -> list[Path]:
+                        confidence: np.ndarray, correct: np.ndarray, histories: dict[int, dict],
+                        seed_mean_ece: float | None = None) -> list[Path]:
     """The tables (CSV, for `dvc plots`) and figures (PNG) of evaluate. Without labels the
     reliability table holds the confidence histogram only (accuracy empty) and has no figure."""
     from mmib import metrics
@@ -306,7 +369,7 @@ def _evaluation_figures(dataset: str, params: Params, views: list[np.ndarray], l
     if labels is not None:
         figures.append(plots.reliability_diagram(
             table, out_dir / "plots" / "reliability.png",
-            title=f"{dataset}: reliability, all seeds pooled (the metric ece is the mean of the seeds' ECEs)"))
+            title=f"{dataset}: reliability, the samples of all seeds pooled", seed_mean_ece=seed_mean_ece))
     figures.append(plots.training_curves(_loss_curves(histories), out_dir / "plots" / "training_curves.png",
                                          title=f"{dataset}: training curves (seed {first})"))
     fusion = _fusion_curve(histories[first])
@@ -322,43 +385,45 @@ def _evaluation_figures(dataset: str, params: Params, views: list[np.ndarray], l
     return figures
 
 
-def _log_evaluation(dataset: str, params: Params, method: str, result: dict[str, Any], traced: "TracedSeeds",
-                    figures: list[Path]) -> None:
-    """The evaluate run in MLflow: scores (or the label-free diagnostics), tables, figures, the model."""
-    from mmib import tracking
-
-    full = params.model_dump()
-    full["catalog"] = {dataset: full["catalog"].get(dataset)}
+def _log_evaluation(run: Any, dataset: str, params: Params, method: str, result: dict[str, Any],
+                    traced: "TracedSeeds", figures: list[Path]) -> None:
+    """The evaluate run in MLflow: mean +- std over seeds (also on the pipeline run, as
+    ``<dataset>.<metric>_mean``), the label-free summary, tables, figures, the lowest-loss seed's model (:mod:`mmib.mlflow_model`); and one child
+    run per seed with its scores and Figure 3's ``epoch_acc`` / ``epoch_nmi`` (step = epoch over
+    both stages), under the same names in every seed."""
     out_dir = METRICS / dataset
     scores = {k: v for k, v in result.items() if isinstance(v, dict) and set(v) == {"mean", "std"}}
     free = result["label_free"]
-    with tracking.start_stage_run("evaluate", dataset, full, device="cpu",
-                                  extra_tags={"method": method}) as run:
-        run.log_metrics({f"{k}_mean": v["mean"] for k, v in scores.items()})
-        run.log_metrics({f"{k}_std": v["std"] for k, v in scores.items()})
-        run.log_metrics({f"{s}.{k}": v for s, d in result.get("per_seed", {}).items() for k, v in d.items()})
-        run.log_metrics({f"label_free.{s}.{k}": v for s, d in free["per_seed"].items() for k, v in d.items()
-                         if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        for key in ("silhouette", "mean_confidence"):
-            if free[key]:
-                run.log_metrics({f"label_free.{key}_mean": free[key]["mean"], f"label_free.{key}_std": free[key]["std"]})
-        if free["seed_agreement"]:
-            run.log_metrics({f"label_free.seed_agreement.{k}_mean": free["seed_agreement"][k]["mean"]
-                             for k in ("ari", "nmi")})
-        run.log_artifact(evaluation_path(dataset), "metrics")
-        for table in sorted(out_dir.glob("*.csv")):
-            run.log_artifact(table, "metrics")
-        for frame in traced.convergence if result["labels"] else []:  # Figure 3 as metric histories
-            for (seed, _stage), rows in frame.groupby(["seed", "stage"], sort=False):
-                run.log_curve({f"seed{seed}.epoch_acc": rows["acc"].tolist(),
-                               f"seed{seed}.epoch_nmi": rows["nmi"].tolist()}, start=int(rows["epoch"].iloc[0]))
-        for fig in figures:
-            run.log_artifact(fig, "plots")
-        if run.enabled:  # the lowest-loss seed as an MLflow model (the module imports mlflow)
-            from mmib.mlflow_model import log_evaluation_model
+    run.set_tags({"method": method})
+    run.log_metrics({f"{k}_mean": v["mean"] for k, v in scores.items()})
+    run.log_metrics({f"{k}_std": v["std"] for k, v in scores.items()})
+    run.log_pipeline_metrics({f"{dataset}.{k}_mean": v["mean"] for k, v in scores.items()})
+    for key in ("silhouette", "mean_confidence"):
+        if free[key]:
+            run.log_metrics({f"label_free.{key}_mean": free[key]["mean"], f"label_free.{key}_std": free[key]["std"]})
+    if free["seed_agreement"]:
+        run.log_metrics({f"label_free.seed_agreement.{k}_mean": free["seed_agreement"][k]["mean"]
+                         for k in ("ari", "nmi")})
+    run.log_artifact(evaluation_path(dataset), "metrics")
+    for table in sorted(out_dir.glob("*.csv")):
+        run.log_artifact(table, "metrics")
+    for fig in figures:
+        run.log_artifact(fig, "plots")
+    if run.enabled:  # the lowest-loss seed as an MLflow model (the module imports mlflow)
+        from mmib.mlflow_model import log_evaluation_model
 
-            log_evaluation_model(run, dataset, params, method, model_path(dataset, "calibrate",
-                                 result["lowest_loss_seed"]["seed"]), PROCESSED / f"{dataset}.npz")
+        log_evaluation_model(run, dataset, params, method, model_path(dataset, "calibrate",
+                             result["lowest_loss_seed"]["seed"]), PROCESSED / f"{dataset}.npz")
+    convergence = {int(f["seed"].iloc[0]): f for f in traced.convergence} if result["labels"] else {}
+    for seed in params.seeds:
+        with run.seed_run(seed) as child:
+            child.set_tags({"method": method})
+            child.log_metrics(result.get("per_seed", {}).get(f"seed{seed}", {}))
+            child.log_metrics({f"label_free.{k}": v for k, v in free["per_seed"].get(f"seed{seed}", {}).items()
+                               if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            for (_stage,), rows in (convergence[seed].groupby(["stage"], sort=False) if seed in convergence else []):
+                child.log_curve({"epoch_acc": rows["acc"].tolist(), "epoch_nmi": rows["nmi"].tolist()},
+                                start=int(rows["epoch"].iloc[0]))
 
 
 class TracedSeeds:
@@ -540,17 +605,16 @@ def baselines(dataset: str, params: Params) -> dict[str, Any]:
         write_json(baselines_path(dataset), result)
         print(f"baselines {dataset}: no labels, nothing to score -> {baselines_path(dataset)}")
         return result
-    cfg = params.baselines
-    partitions = bl.cluster_baselines(views, n_clusters, params.seeds, kmeans_n_init=cfg.kmeans_n_init,
-                                      ncuts_affinity=cfg.ncuts_affinity,
-                                      ncuts_n_neighbors=cfg.ncuts_n_neighbors)
-    methods = bl.score_baselines(partitions, labels)
-    result = {"n_seeds": len(params.seeds), "seeds": list(params.seeds), "n_views": len(views),
-              "n_clusters": n_clusters, "config": cfg.model_dump(), "methods": methods}
-    write_json(baselines_path(dataset), result)
-    declared = _select(params, STAGE_PARAMS["baselines"])
-    with tracking.start_stage_run("baselines", dataset, declared, device="cpu",
-                                  extra_tags={"method": "baselines"}) as run:
+    with tracking.start_stage_run("baselines", dataset, tracked_params(params, "baselines"), device="cpu",
+                                  extra_tags={"method": "baselines"}, pipeline_params=params.model_dump()) as run:
+        cfg = params.baselines
+        partitions = bl.cluster_baselines(views, n_clusters, params.seeds, kmeans_n_init=cfg.kmeans_n_init,
+                                          ncuts_affinity=cfg.ncuts_affinity,
+                                          ncuts_n_neighbors=cfg.ncuts_n_neighbors)
+        methods = bl.score_baselines(partitions, labels)
+        result = {"n_seeds": len(params.seeds), "seeds": list(params.seeds), "n_views": len(views),
+                  "n_clusters": n_clusters, "config": cfg.model_dump(), "methods": methods}
+        write_json(baselines_path(dataset), result)
         run.log_metrics({f"{m}.{k}_mean": v[k]["mean"] for m, v in methods.items() for k in ("acc", "nmi", "ari")})
         run.log_metrics({f"{m}.{k}_std": v[k]["std"] for m, v in methods.items() for k in ("acc", "nmi", "ari")})
         run.log_artifact(baselines_path(dataset), "metrics")
@@ -592,7 +656,8 @@ def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFram
     write_text(md_path, rp.render_markdown(frame, params.datasets, names, len(params.seeds), lowest, notes))
     _write_csv(csv_path, frame)
     ours = frame[frame["source"] == "ours"]
-    with tracking.start_stage_run("report", "all", _select(params, STAGE_PARAMS["report"])) as run:
+    with tracking.start_stage_run("report", "all", tracked_params(params, "report"),
+                                  pipeline_params=params.model_dump()) as run:
         run.log_metrics({f"{r.dataset}.{r.method}.{r.metric}": r.value for r in ours.itertuples()})
         run.log_artifact(md_path, "report")
         run.log_artifact(csv_path, "report")

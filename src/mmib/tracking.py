@@ -6,8 +6,13 @@ Rules this module enforces:
   ``sqlite:///<root>/mlflow.db`` with ``root`` = ``DVC_ROOT`` (set by DVC even
   for queued / temp experiments, which run in ``.dvc/tmp/exps/tmpXXX``), else
   the git top-level directory, else the working directory. Artifacts of a
-  SQLite store go beside the database, in ``<db dir>/mlruns``, through the
-  experiment's ``artifact_location``, so they never land in a temp directory.
+  SQLite store go beside the database, in ``<db dir>/mlruns``, and the store
+  records that place as the *relative* path ``mlruns`` (MLflow itself would
+  record an absolute ``file:///...`` path, which breaks when the clone moves):
+  MLflow's readers (``mlflow ui``, the client) resolve it against their
+  working directory, the one that holds ``mlflow.db``; this module's writers
+  resolve it against the database's directory, so a queued run working in
+  ``.dvc/tmp/exps/tmpXXX`` still writes beside the database.
 - The experiment is created once; a parallel process that created it first
   (``already exists``) is tolerated, and creation of the SQLite database is
   serialised with a file lock (parallel creation fails in MLflow).
@@ -22,7 +27,9 @@ Rules this module enforces:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import logging
 import os
 import subprocess
 import tempfile
@@ -46,6 +53,7 @@ _MAX_PARAMS_PER_BATCH = 100     # mlflow.utils.validation.MAX_PARAMS_TAGS_PER_BA
 _MAX_METRICS_PER_BATCH = 1000   # mlflow.utils.validation.MAX_METRICS_PER_BATCH
 _MAX_PARAM_VALUE_LENGTH = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
 _LOCKED_RETRIES = 6
+SYSTEM_METRICS_ENV = "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"
 
 
 # --------------------------------------------------------------------------
@@ -92,10 +100,86 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(path).resolve() if path and path != ":memory:" else None
 
 
+ARTIFACT_DIR = "mlruns"
+"""Artifact root of a SQLite store, relative to the directory of the database."""
+
+
 def artifact_location(uri: str | None = None) -> str | None:
-    """File URI ``<db dir>/mlruns`` for a SQLite store; None (server default) otherwise."""
+    """``'mlruns'`` (relative to the database's directory) for a SQLite store; None (the server
+    decides) otherwise."""
+    return ARTIFACT_DIR if _sqlite_path(tracking_uri() if uri is None else uri) is not None else None
+
+
+def artifact_root(uri: str | None = None) -> Path | None:
+    """Where the artifacts of a SQLite store lie on disk (``<db dir>/mlruns``); None otherwise."""
     db = _sqlite_path(tracking_uri() if uri is None else uri)
-    return (db.parent / "mlruns").as_uri() if db is not None else None
+    return db.parent / ARTIFACT_DIR if db is not None else None
+
+
+def local_artifact_dir(artifact_uri: str, uri: str | None = None) -> str:
+    """A run's artifact URI as this process can write it: a relative path (this module's SQLite
+    stores) resolved against the database's directory; any other URI unchanged."""
+    from urllib.parse import urlparse
+
+    db = _sqlite_path(tracking_uri() if uri is None else uri)
+    if db is None or urlparse(artifact_uri).scheme or Path(artifact_uri).is_absolute():
+        return artifact_uri
+    return str(db.parent / artifact_uri)
+
+
+@contextlib.contextmanager
+def in_store_directory(uri: str | None = None) -> Iterator[None]:
+    """Work in the SQLite database's directory for the duration (no-op for other stores).
+
+    MLflow writes a relative artifact location (:func:`artifact_location`) relative to the
+    working directory; a queued or ``--temp`` DVC run works in a copy of the repository, so
+    writers that MLflow resolves itself (``mlflow.pyfunc.log_model``) run from here.
+    """
+    db = _sqlite_path(tracking_uri() if uri is None else uri)
+    if db is None:
+        yield
+        return
+    here = os.getcwd()
+    os.chdir(db.parent)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+def _relative_locations(uri: str, name: str) -> None:
+    """Record every experiment's artifact location (and its runs' and models' artifact URIs) as
+    a path relative to the database, in place of the absolute ``file://`` URIs MLflow stores.
+
+    MLflow resolves a relative ``artifact_location`` to an absolute one when it creates an
+    experiment, so the rows are rewritten here (SQLite stores only; other stores are left as
+    they are). Only locations of this layout, ``.../mlruns`` or ``.../mlruns/<n>`` (the
+    ``Default`` experiment MLflow creates with the database), beside the database or of the
+    experiment ``name`` or ``Default`` are rewritten: an older store of this project and a clone
+    moved since are put right too, other experiments sharing the store are left alone.
+    """
+    import re
+    import sqlite3
+
+    db = _sqlite_path(uri)
+    if db is None or not db.exists():
+        return
+    ours = re.compile(r"^(?:file:(?://)?)?/.*/(" + ARTIFACT_DIR + r"(?:/\d+)?)/?$")
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as con, con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rows = con.execute("SELECT experiment_id, name, artifact_location FROM experiments").fetchall()
+        for exp_id, exp_name, old in rows:
+            match = ours.match(old or "")
+            beside = match is not None and old.rstrip("/").endswith(f"{db.parent.as_posix()}/{match[1]}")
+            if match is None or not (beside or exp_name in (name, "Default")):
+                continue
+            new, old = match[1], old.rstrip("/")
+            con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?", (new, exp_id))
+            for table, column in (("runs", "artifact_uri"), ("logged_models", "artifact_location")):
+                if table in tables:
+                    con.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
+                                f"WHERE experiment_id = ? AND substr({column}, 1, ?) = ?",
+                                (new, len(old) + 1, exp_id, len(old), old))
 
 
 # --------------------------------------------------------------------------
@@ -142,33 +226,40 @@ EXPERIMENT_TAGS = {
     # MLflow 3 opens an experiment without a kind on its GenAI (traces) page; this is model training
     "mlflow.experimentKind": "custom_model_development",
     "mlflow.note.content": (
-        "CLIB / MSDIB / OMIB trusted multi-modal clustering (the mmib DVC pipeline). One run per stage, "
-        "dataset and seed: warmup / calibrate runs hold per-epoch loss curves (step = epoch); evaluate runs "
-        "hold ACC / NMI / ARI / ECE (mean and per seed), the figures and the metrics JSON. Compare runs with "
-        "the filter tags.stage = \"evaluate\" and plot acc_mean, ece_mean against the params."),
+        "CLIB / MSDIB / OMIB trusted multi-modal clustering (the mmib DVC pipeline).\n\n"
+        "One parent run per pipeline run (`dvc repro` or `dvc exp run`), named after the DVC experiment and "
+        "the params that differ from the committed params.yaml (`workspace: baseline`, `quick-fox: alpha=0.3`); "
+        "it holds each dataset's headline metrics (`<dataset>.acc_mean`, ...). Under it, one run per stage and "
+        "dataset (`warmup/mfeat`, with the stage's params and system metrics), and under a stage one run per "
+        "seed (`warmup/mfeat/seed0`): the per-epoch curves (step = epoch; per-view values as `fusion_w/view<m>`) "
+        "and, for evaluate, ACC / NMI / ARI / ECE and `epoch_acc` / `epoch_nmi`, with the same metric names in "
+        "every seed so that charts overlay the seeds.\n\n"
+        "Compare pipeline runs: filter `tags.stage = \"pipeline\"`; or evaluate runs: "
+        "`tags.stage = \"evaluate\"`, and plot `acc_mean`, `ece_mean` against the params `alpha`, `beta`."),
 }
 """Tags of the experiment, set when it is created: its kind and the description the UI shows."""
 
 
-def _get_or_create_experiment(client: Any, name: str, location: str | None) -> str:
+def _get_or_create_experiment(client: Any, name: str, uri: str) -> str:
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        if exp.lifecycle_stage == "deleted":
-            client.restore_experiment(exp.experiment_id)
-        for key, value in EXPERIMENT_TAGS.items():  # an experiment made by an older version gets them too
-            if exp.tags.get(key) != value:
-                client.set_experiment_tag(exp.experiment_id, key, value)
-        return exp.experiment_id
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS" and "already exists" not in str(exc):
-            raise
-    exp = client.get_experiment_by_name(name)  # another process created it first
     if exp is None:
-        raise RuntimeError(f"MLflow experiment '{name}' reported as existing but not found")
+        from mlflow.exceptions import MlflowException
+
+        root = artifact_root(uri)
+        try:
+            client.create_experiment(name, artifact_location=root.as_uri() if root else None,
+                                     tags=EXPERIMENT_TAGS)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS" and "already exists" not in str(exc):
+                raise
+        exp = client.get_experiment_by_name(name)  # ours, or another process created it first
+        if exp is None:
+            raise RuntimeError(f"MLflow experiment '{name}' reported as existing but not found")
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    for key, value in EXPERIMENT_TAGS.items():  # an experiment made by an older version gets them too
+        if exp.tags.get(key) != value:
+            client.set_experiment_tag(exp.experiment_id, key, value)
     return exp.experiment_id
 
 
@@ -184,7 +275,9 @@ def ensure_experiment(name: str = DEFAULT_EXPERIMENT) -> str:
     uri = tracking_uri()
     with _interprocess_lock(uri):
         client = MlflowClient(tracking_uri=uri)
-        return _retry(_get_or_create_experiment, client, name, artifact_location(uri))
+        experiment_id = _retry(_get_or_create_experiment, client, name, uri)
+        _retry(_relative_locations, uri, name)
+        return experiment_id
 
 
 # --------------------------------------------------------------------------
@@ -222,12 +315,12 @@ def flatten_params(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return {k: str(v)[:_MAX_PARAM_VALUE_LENGTH] for k, v in _flatten(d, prefix).items()}
 
 
-def run_name(stage: str, dataset: str, seed: int | None = None) -> str:
-    """``<DVC_EXP_NAME or 'workspace'>/<stage>/<dataset>[/seed<k>]``."""
-    parts = [dvc_experiment_name(), stage, dataset]
+def run_name(stage: str, dataset: str, seed: int | None = None, label: str | None = None) -> str:
+    """``<stage>/<dataset>[/seed<k>]``, then `` (<label>)`` (what the pipeline run changed)."""
+    parts = [stage, dataset]
     if seed is not None:
         parts.append(f"seed{seed}")
-    return "/".join(parts)
+    return "/".join(parts) + (f" ({label})" if label else "")
 
 
 def dvc_experiment_name() -> str:
@@ -256,28 +349,86 @@ def _as_float(key: str, value: Any) -> float:
                          fix="log only numeric metrics") from None
 
 
-class StageRun:
-    """Handle on the MLflow run of one stage; every method is a no-op when tracking is off."""
+@dataclasses.dataclass(frozen=True)
+class ChildSpec:
+    """What a process needs to open a child run (picklable: seed workers get it)."""
 
-    def __init__(self, run_id: str | None = None, client: Any = None) -> None:
+    parent_id: str
+    name: str
+    tags: dict[str, str]
+    params: dict[str, str]
+
+
+class StageRun:
+    """Handle on the MLflow run of one stage (or seed); every method is a no-op when tracking is off."""
+
+    def __init__(self, run_id: str | None = None, client: Any = None, name: str = "",
+                 tags: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
+                 pipeline_id: str | None = None) -> None:
         self.run_id = run_id
         self._client = client
+        self.name = name
+        self.tags = dict(tags or {})
+        self.params = dict(params or {})
+        self.pipeline_id = pipeline_id
+        """The parent run of the pipeline run (None when nested in another active run)."""
 
     @property
     def enabled(self) -> bool:
         return self._client is not None
 
+    def log_params(self, params: Mapping[str, str]) -> None:
+        """Log flattened string params (once per run), batched."""
+        if not self.enabled:
+            return
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for chunk in _chunks(items, _MAX_PARAMS_PER_BATCH):
+            _retry(self._client.log_batch, self.run_id, params=list(chunk))
+
+    def seed_spec(self, seed: int) -> ChildSpec | None:
+        """The child run of ``seed`` (``<stage>/<dataset>/seed<k>``, same params and tags), for
+        :func:`child_run` in this or another process; None when tracking is off."""
+        if not self.enabled:
+            return None
+        stage, _, rest = self.name.partition("/")
+        dataset, _, label = rest.partition(" (")
+        name = run_name(stage, dataset, seed, label.rstrip(")") or None)
+        return ChildSpec(self.run_id, name, {**self.tags, "seed": str(seed)}, self.params)
+
+    def seed_run(self, seed: int) -> contextlib.AbstractContextManager["StageRun"]:
+        """Open the child run of ``seed`` in this process (see :meth:`seed_spec`) around a block."""
+        return child_run(self.seed_spec(seed))
+
+    def open_seed_run(self, seed: int, start_time: int | None = None) -> "StageRun":
+        """Create the child run of ``seed`` (started at ``start_time``, ms; default now); the caller
+        ends it with :meth:`terminate` (:class:`mmib.seed_runs.SeedRunRelay`)."""
+        return open_child(self.seed_spec(seed), start_time)
+
+    def terminate(self, status: str = "FINISHED", end_time: int | None = None) -> None:
+        """End the run: ``status`` FINISHED / FAILED at ``end_time`` (ms; default now)."""
+        if self.enabled:
+            _retry(self._client.set_terminated, self.run_id, status, end_time)
+
+    def log_pipeline_metrics(self, metrics: Mapping[str, Any]) -> None:
+        """Log headline metrics on the pipeline's parent run too (one row per pipeline run)."""
+        if self.enabled and self.pipeline_id:
+            StageRun(self.pipeline_id, self._client).log_metrics(metrics)
+
     def _log_metric_entities(self, metrics: list[Any]) -> None:
         for chunk in _chunks(metrics, _MAX_METRICS_PER_BATCH):
             _retry(self._client.log_batch, self.run_id, metrics=list(chunk))
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Log numeric metrics (nested mappings are flattened to dotted keys) at ``step``."""
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None,
+                    timestamp: int | None = None) -> None:
+        """Log numeric metrics (nested mappings are flattened to dotted keys) at ``step``, stamped
+        ``timestamp`` (ms since the epoch; default now)."""
         if not self.enabled:
             return
         from mlflow.entities import Metric
 
-        ts = _now_ms()
+        ts = _now_ms() if timestamp is None else int(timestamp)
         self._log_metric_entities([Metric(k, _as_float(k, v), ts, int(step or 0))
                                    for k, v in _flatten(metrics).items()])
 
@@ -309,8 +460,11 @@ class StageRun:
         if not path.exists():
             raise InputError("artifact to log does not exist", file=str(path),
                              fix="write the file before logging it")
-        log = self._client.log_artifacts if path.is_dir() else self._client.log_artifact
-        log(self.run_id, str(path), artifact_path)
+        repo = self._artifact_repository()
+        if path.is_dir():
+            repo.log_artifacts(str(path), artifact_path)
+        else:
+            repo.log_artifact(str(path), artifact_path)
 
     def log_dict_json(self, obj: Any, artifact_file: str) -> None:
         """Write ``obj`` as JSON (numpy values allowed) to ``artifact_file`` in the run's artifacts."""
@@ -321,7 +475,18 @@ class StageRun:
             local = Path(tmp) / rel.name
             write_json(local, obj)
             parent = rel.parent.as_posix()
-            self._client.log_artifact(self.run_id, str(local), None if parent == "." else parent)
+            self._artifact_repository().log_artifact(str(local), None if parent == "." else parent)
+
+    def artifact_dir(self) -> str:
+        """The run's artifact URI as this process writes it (relative locations resolved against
+        the database's directory, :func:`local_artifact_dir`)."""
+        run = _retry(self._client.get_run, self.run_id)
+        return local_artifact_dir(run.info.artifact_uri)
+
+    def _artifact_repository(self) -> Any:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return get_artifact_repository(self.artifact_dir())
 
 
 def _stage_tags(stage: str, dataset: str, params: Mapping[str, Any], seed: int | None,
@@ -340,38 +505,100 @@ def _stage_tags(stage: str, dataset: str, params: Mapping[str, Any], seed: int |
     return {k: str(v) for k, v in tags.items()}
 
 
+def system_metrics_switch() -> bool | None:
+    """``log_system_metrics`` of stage runs: True, unless MLflow's own switch
+    ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING`` is set, which then decides (None)."""
+    return None if os.environ.get(SYSTEM_METRICS_ENV) is not None else True
+
+
 @contextlib.contextmanager
 def start_stage_run(stage: str, dataset: str, params: Mapping[str, Any], seed: int | None = None,
                     device: Any = None, extra_tags: Mapping[str, Any] | None = None,
-                    experiment: str = DEFAULT_EXPERIMENT) -> Iterator[StageRun]:
+                    experiment: str = DEFAULT_EXPERIMENT,
+                    pipeline_params: Mapping[str, Any] | None = None) -> Iterator[StageRun]:
     """Open an MLflow run for one stage on one dataset (and seed), yield a :class:`StageRun`.
 
-    The run is named ``<DVC_EXP_NAME or 'workspace'>/<stage>/<dataset>[/seed<k>]``
-    and tagged ``stage``, ``dataset``, ``dvc_exp``, and when known ``seed``,
+    Open it around the stage's work: its duration and its system metrics
+    (``system/*``, sampled by MLflow every 10 s; see :func:`system_metrics_switch`)
+    are the stage's. With ``pipeline_params`` (the whole params of a pipeline
+    stage) the run is nested under the pipeline run's parent
+    (:mod:`mmib.pipeline_run`); inside an active run, under that run; else it
+    is a top-level run (``mmib.experiments``, the collector). It is named
+    ``<stage>/<dataset>[/seed<k>] (<what the pipeline run changed>)`` and
+    tagged ``stage``, ``dataset``, ``dvc_exp``, and when known ``seed``,
     ``device``, ``method`` (``params["method"]``) and ``git_commit``;
-    ``extra_tags`` are added last (and win). ``params`` are flattened with
-    :func:`flatten_params` and logged once. The run is the active MLflow run
-    inside the block (nested under an already active run), so ``mlflow.log_*``
-    also works there; it ends FINISHED, or FAILED when the block raises.
-    With ``MMIB_TRACKING=0`` nothing is imported or written.
+    ``extra_tags`` are added last (and win). ``params`` (the params the stage
+    uses) are flattened with :func:`flatten_params` and logged once, and on
+    the pipeline run too (the same values in all its stages: its key holds
+    a hash of the params). The run is
+    the active MLflow run inside the block, so ``mlflow.log_*`` also works
+    there; it ends FINISHED, or FAILED when the block raises, and so does the
+    parent (its end time moves on with every stage). With ``MMIB_TRACKING=0``
+    nothing is imported or written.
     """
     if not tracking_enabled():
         yield StageRun()
         return
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.entities import Param
+
+    from mmib import pipeline_run
 
     uri = tracking_uri()
     experiment_id = ensure_experiment(experiment)
     mlflow.set_tracking_uri(uri)
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # 4 INFO lines per run otherwise
     client = MlflowClient(tracking_uri=uri)
     tags = _stage_tags(stage, dataset, params, seed, device, extra_tags)
     flat = flatten_params(params)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(stage, dataset, seed),
-                          tags=tags, nested=mlflow.active_run() is not None) as active:
-        run = StageRun(active.info.run_id, client)
-        items = [Param(k, v) for k, v in flat.items()]
-        for chunk in _chunks(items, _MAX_PARAMS_PER_BATCH):
-            _retry(client.log_batch, run.run_id, params=list(chunk))
+    pipeline_id, label = None, None
+    if mlflow.active_run() is None and pipeline_params is not None:
+        ident = pipeline_run.identity(pipeline_params)
+        pipeline_id, label = pipeline_run.open_parent(client, experiment_id, ident, uri), ident.short_label
+    name = run_name(stage, dataset, seed, label)
+    failed = True
+    try:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags,
+                              nested=mlflow.active_run() is not None, parent_run_id=pipeline_id,
+                              log_system_metrics=system_metrics_switch()) as active:
+            run = StageRun(active.info.run_id, client, name, tags, flat, pipeline_id)
+            run.log_params(flat)
+            if pipeline_id is not None:  # the union of its stages' params: pipeline runs compare by them
+                StageRun(pipeline_id, client).log_params(flat)
+            yield run
+            failed = False
+    finally:
+        if pipeline_id is not None:
+            pipeline_run.close_parent(client, pipeline_id, failed)
+
+
+@contextlib.contextmanager
+def child_run(spec: ChildSpec | None) -> Iterator[StageRun]:
+    """Open the child run ``spec`` describes, in any process (a seed worker too), around the work
+    of the block; it ends FINISHED, or FAILED when the block raises. ``None``: a no-op handle."""
+    if spec is None or not tracking_enabled():
+        yield StageRun()
+        return
+    run = open_child(spec)
+    status = "FAILED"
+    try:
         yield run
+        status = "FINISHED"
+    finally:
+        run.terminate(status)
+
+
+def open_child(spec: ChildSpec | None, start_time: int | None = None) -> StageRun:
+    """Create the child run ``spec`` describes (started at ``start_time``, ms; default now), with
+    its params; None or tracking off: a no-op handle. End it with :meth:`StageRun.terminate`."""
+    if spec is None or not tracking_enabled():
+        return StageRun()
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri())
+    parent = _retry(client.get_run, spec.parent_id)
+    created = _retry(client.create_run, parent.info.experiment_id, start_time=start_time, run_name=spec.name,
+                     tags={**spec.tags, "mlflow.parentRunId": spec.parent_id})
+    run = StageRun(created.info.run_id, client, spec.name, spec.tags, spec.params)
+    run.log_params(spec.params)
+    return run
