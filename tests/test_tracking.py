@@ -588,6 +588,8 @@ def test_pipeline_run_labels():
     assert label(diff, 40) == "alpha=0.3, +2 more"  # the stage and seed runs' names stay short
     assert params_diff({"alpha": "0.5"}, base) == {"beta": "(none)", "data_root": "(none)"}
     assert params_diff(base, None) == {}
+    # the catalog lives in data/catalog.yaml, not in params.yaml at HEAD: never a difference
+    assert params_diff({**base, "catalog.tiny.layout": "npy_views"}, base) == {}
 
 
 def test_in_store_directory_works_beside_the_sqlite_database_and_returns(tmp_path, monkeypatch):

@@ -88,9 +88,15 @@ def _as_validated(text: str) -> dict[str, Any]:
 
 
 def params_diff(current: Mapping[str, str], baseline: Mapping[str, str] | None) -> dict[str, str]:
-    """The flattened params of ``current`` that differ from ``baseline`` (absent ones too)."""
+    """The flattened params of ``current`` that differ from ``baseline`` (absent ones too).
+
+    The dataset catalog (``catalog.*``) is left out: it is data/catalog.yaml, a dependency of
+    preprocess rather than a param, and params.yaml at ``HEAD`` does not hold it.
+    """
     if baseline is None:
         return {}
+    current = {k: v for k, v in current.items() if not k.startswith("catalog.")}
+    baseline = {k: v for k, v in baseline.items() if not k.startswith("catalog.")}
     diff = {k: v for k, v in current.items() if baseline.get(k) != v}
     diff.update({k: "(none)" for k in baseline if k not in current})
     return dict(sorted(diff.items()))
