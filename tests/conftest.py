@@ -1,4 +1,5 @@
-"""Shared fixtures, and the params every test reads.
+"""Shared fixtures (one thread for tiny models, the Gaussian blobs seen through several views),
+and the params every test reads.
 
 Tests never read the user's workspace params.yaml: ``dvc exp run -S
 alpha=0.3`` leaves alpha 0.3 there, and tests that build on the shipped
@@ -15,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -32,7 +34,7 @@ def _pin_params() -> Path:
     return write_shipped_params(folder / "params.yaml")
 
 
-# before any test module is imported: modules may read the library defaults at import time
+# before any test module is imported: modules may read the shipped params at import time
 PINNED_PARAMS = _pin_params()
 mmib.config.DEFAULT_PARAMS = PINNED_PARAMS
 
@@ -46,3 +48,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _blobs(n_per: int, n_clusters: int = 3, scale: float = 3.0, seed: int = 0,
+           dims: tuple[int, ...] = (4, 3)) -> tuple[list[np.ndarray], np.ndarray]:
+    """``n_clusters`` Gaussian blobs (``n_per`` rows each, centres ``scale`` x N(0, 1), unit noise) seen
+    through views of widths ``dims``: the float32 views and the labels (rows in label order)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_clusters), n_per)
+    centres = [scale * rng.normal(size=(n_clusters, d)) for d in dims]
+    return [(c[y] + rng.normal(size=(y.size, c.shape[1]))).astype(np.float32) for c in centres], y
+
+
+@pytest.fixture(scope="session")
+def blobs():
+    """The multi-view blob data of the estimator tests: ``blobs(n_per, n_clusters=3, scale=3.0, seed=0,
+    dims=(4, 3))`` gives ``(views, labels)``."""
+    return _blobs

@@ -13,8 +13,10 @@ The dataset catalog is not a param: it lives in data/catalog.yaml. The dicts
 here hold it under ``catalog`` as ``Params.model_dump()`` does, and
 :func:`write_workspace_params` splits it out again (params.yaml + data/catalog.yaml).
 
-conftest.py points `mmib.config.DEFAULT_PARAMS` (the library's defaults,
-e.g. `CLIB()` without params) at the same values for the whole session.
+conftest.py points `mmib.config.DEFAULT_PARAMS` (`mmib.config.default_params()`)
+at the same values for the whole session. `CLIB()` reads no params file: its
+defaults are in code (`mmib.methods.clib_defaults`), checked against these
+values by tests/test_estimator_params.py.
 """
 
 from __future__ import annotations

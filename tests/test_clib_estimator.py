@@ -47,13 +47,9 @@ def make_clib(seed: int = 0, *, warmup_free: bool = False, screening: str = "s2"
 
 
 @pytest.fixture(scope="module")
-def views() -> list[np.ndarray]:
+def views(blobs) -> list[np.ndarray]:
     """Three Gaussian blobs seen through two views (4 and 3 features)."""
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(C), N_PER)
-    centres0, centres1 = 3.0 * rng.normal(size=(C, 4)), 3.0 * rng.normal(size=(C, 3))
-    return [(centres0[y] + rng.normal(size=(N, 4))).astype(np.float32),
-            (centres1[y] + rng.normal(size=(N, 3))).astype(np.float32)]
+    return blobs(N_PER, C)[0]
 
 
 @pytest.fixture(scope="module")
@@ -241,9 +237,10 @@ def test_more_clusters_than_samples(views):
 
 @pytest.mark.parametrize("kwargs", [{"n_clusters": 1}, {"n_clusters": 3, "alpha": -0.5},
                                     {"n_clusters": 3, "beta": -1.0}])
-def test_bad_constructor_arguments(kwargs):
+def test_bad_arguments_are_refused_when_fit_starts(kwargs, views):
+    model = CLIB(**kwargs, progress=False)  # scikit-learn's convention: __init__ only stores
     with pytest.raises(InputError):
-        CLIB(**kwargs, progress=False)
+        model.fit(views)
 
 
 def test_calibration_before_warmup(views):

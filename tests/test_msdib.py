@@ -235,13 +235,9 @@ def make(seed: int = 0, **over) -> MSDIB:
 
 
 @pytest.fixture(scope="module")
-def views() -> list[np.ndarray]:
+def views(blobs) -> list[np.ndarray]:
     """Three Gaussian blobs seen through two views (4 and 3 features)."""
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(C), N_PER)
-    c0, c1 = 3.0 * rng.normal(size=(C, 4)), 3.0 * rng.normal(size=(C, 3))
-    return [(c0[y] + rng.normal(size=(N, 4))).astype(np.float32),
-            (c1[y] + rng.normal(size=(N, 3))).astype(np.float32)]
+    return blobs(N_PER, C)[0]
 
 
 @pytest.fixture(scope="module")
@@ -340,7 +336,7 @@ def test_input_errors(views):
     with pytest.raises(InputError, match="at least two"):
         make().fit(views[:1])
     with pytest.raises(InputError, match="n_clusters"):
-        MSDIB(1, config=small_config())
+        MSDIB(1, config=small_config()).fit(views)
     with pytest.raises(InputError, match="not an MSDIB state"):
         make().load_state({"format": "mmib-clib-1"})
     warm = make().fit_warmup(views).state()

@@ -140,7 +140,8 @@ def test_stratified_split_rejects_bad_input():
 N_PER, C = 40, 3
 N = N_PER * C
 CONFIG = OMIBParams(warmup_epochs=10, epochs=15, batch_size=16, lr=1e-2, beta=0.1, latent_dim=8, width=16,
-                    noise_std=1.0, mine_steps=20, test_fraction=0.3)
+                    noise_std=1.0, mine_steps=20, mine_clamp=10.0, mine_ema_rate=0.01, grad_clip=5.0,
+                    test_fraction=0.3)
 
 
 def make(seed: int = 0) -> OMIB:
@@ -148,14 +149,9 @@ def make(seed: int = 0) -> OMIB:
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[list[np.ndarray], np.ndarray]:
+def data(blobs) -> tuple[list[np.ndarray], np.ndarray]:
     """Three separable Gaussian blobs seen through two views (4 and 3 features)."""
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(C), N_PER)
-    c0, c1 = 4.0 * rng.normal(size=(C, 4)), 4.0 * rng.normal(size=(C, 3))
-    views = [(c0[y] + rng.normal(size=(N, 4))).astype(np.float32),
-             (c1[y] + rng.normal(size=(N, 3))).astype(np.float32)]
-    return views, y
+    return blobs(N_PER, C, scale=4.0)
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +270,7 @@ def test_input_errors(fitted, data):
     with pytest.raises(InputError, match="latent_dim"):
         OMIB(C, config=CONFIG.model_copy(update={"latent_dim": 4}), device="cpu").load_state(fitted.state())
     with pytest.raises(InputError, match="n_clusters"):
-        OMIB(1, config=CONFIG)
+        OMIB(1, config=CONFIG).fit(views, y)
 
 
 def test_paper_defaults_are_valid():

@@ -17,6 +17,7 @@ import torch
 from mmib import losses
 from mmib.config import CalibrateParams, LossSwitches, LossWeights, ModelParams, WarmupParams, parse_params
 from mmib.methods.clib import CLIB
+from mmib.methods.trace import TrainingTrace
 from mmib.recipes import PAPER_READING, apply_overrides
 from shipped_params import shipped_params
 from switches import PAPER_CALIBRATE, PAPER_WARMUP
@@ -82,10 +83,8 @@ def make(warmup: dict | None = None, calibrate: dict | None = None, **kw) -> CLI
 
 
 @pytest.fixture(scope="module")
-def views() -> list[np.ndarray]:
-    rng = np.random.default_rng(1)
-    y = np.repeat(np.arange(C), N_PER)
-    return [(4.0 * rng.normal(size=(C, d))[y] + rng.normal(size=(C * N_PER, d))).astype(np.float32) for d in (5, 3)]
+def views(blobs) -> list[np.ndarray]:
+    return blobs(N_PER, C, scale=4.0, seed=1, dims=(5, 3))[0]
 
 
 def one_batch(model: CLIB, views) -> tuple[list[torch.Tensor], object]:
@@ -296,6 +295,7 @@ def test_screening_agreement_keeps_only_pairs_whose_label_is_the_cluster_heads_a
     plain, agree = make(), make(calibrate={"screening_agreement": True})
     plain.fit_warmup(views)
     agree.net_, agree.device_, agree._kmeans_centers = plain.net_, plain.device_, None
+    agree.trace_ = TrainingTrace()  # an unfitted CLIB has no fitted attributes (scikit-learn's convention)
     xs = [torch.from_numpy(v) for v in views]
     _, p_clu, _ = plain._eval_outputs(xs)
     a = plain._epoch_targets(xs, epoch=0)

@@ -237,5 +237,6 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
 
 
 def default_params() -> Params:
-    """The repository's params.yaml: the defaults for library use outside the pipeline."""
+    """The repository's params.yaml (:data:`DEFAULT_PARAMS`), validated. The estimators never read it:
+    ``CLIB()``'s defaults are in code (:mod:`mmib.methods.clib_defaults`)."""
     return load_params(DEFAULT_PARAMS)

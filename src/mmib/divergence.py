@@ -58,7 +58,7 @@ def loss_params(estimator: Any, stage: str) -> dict[str, float]:
 def _reference_params() -> dict[str, Any]:
     """The params as committed (``git show HEAD:params.yaml``): the workspace's params.yaml holds
     the failing experiment's values (``dvc exp run -S`` writes them there), so it cannot be the
-    reference. Outside a git checkout, the library's defaults; nothing if neither is readable."""
+    reference. Outside a git checkout, the repository's params.yaml; nothing if neither is readable."""
     import subprocess
 
     import yaml

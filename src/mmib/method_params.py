@@ -62,6 +62,9 @@ class OMIBParams(BaseModel):
     width: int = Field(gt=0)         # hidden width of encoders, VAEs, heads, MINE critics
     noise_std: float = Field(ge=0)   # std of the warm-up noise that stands in for xi
     mine_steps: int = Field(ge=0)    # critic steps per MINE estimate (0: I = 0, the most conservative)
+    mine_clamp: float = Field(gt=0)  # MINE critic output clamp
+    mine_ema_rate: float = Field(gt=0, lt=1)  # EMA of the DV denominator (bias-corrected gradient)
+    grad_clip: float = Field(ge=0)   # gradient-norm clip; 0 = off
     test_fraction: float = Field(gt=0, lt=1)
 
     @classmethod
@@ -76,10 +79,12 @@ class OMIBParams(BaseModel):
         lr 1e-3 as CLIB's params.yaml; 20 + 50 epochs (mfeat reaches 98.5 %
         test accuracy after 10 + 10); noise_std 1 matches the unit scale of
         the LayerNorm-ed ``xi`` it stands in for; 500 MINE steps per term;
-        an 80/20 stratified split.
+        MINE critic clamp 10 and EMA rate 0.01 and a gradient-norm clip of 5,
+        as CLIB's params.yaml; an 80/20 stratified split.
         """
         return cls(warmup_epochs=20, epochs=50, batch_size=64, lr=1e-3, beta=0.1, latent_dim=256,
-                   width=512, noise_std=1.0, mine_steps=500, test_fraction=0.2)
+                   width=512, noise_std=1.0, mine_steps=500, mine_clamp=10.0, mine_ema_rate=0.01,
+                   grad_clip=5.0, test_fraction=0.2)
 
 
 # ---------------------------------------------------------------- data helpers

@@ -1,4 +1,4 @@
-"""Arguments of the library API (the estimators' constructors, ``fit``/``predict`` views), checked
+"""Arguments of the library API (the estimators' params, checked when ``fit`` starts; the views), checked
 with scikit-learn's own validators and reported as :class:`InputError` naming the argument and the fix.
 
 scikit-learn's parameter constraints (``sklearn.utils._param_validation``) reject what a plain
@@ -23,8 +23,8 @@ from mmib.errors import InputError
 MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's random_state range
 CONSTRAINTS: dict[str, list[Any]] = {
     "n_clusters": [Interval(Integral, 2, None, closed="left")],
-    "alpha": [Interval(Real, 0, np.inf, closed="left"), None],  # None: params.yaml's value
-    "beta": [Interval(Real, 0, np.inf, closed="left"), None],
+    "alpha": [Interval(Real, 0, np.inf, closed="left")],
+    "beta": [Interval(Real, 0, np.inf, closed="left")],
     "seed": [Interval(Integral, 0, MAX_SEED, closed="both")],
     "device": [StrOptions({"auto", "cpu", "cuda"})],
     "progress": ["boolean"],

@@ -1,4 +1,5 @@
-"""What every estimator shares: device, progress bars, the fitted check, per-epoch records."""
+"""What every estimator shares: scikit-learn's params, device, progress bars, the fitted check,
+per-epoch records, the saved state's common fields and loading it back."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from mmib.divergence import check_finite, loss_params
 from mmib.errors import InputError
 from mmib.runtime import resolve_device
-from mmib.validation import check_views
+from mmib.validation import check_args, check_views
+
+STAGE2_SEED_OFFSET = 1_000_003
+"""Stage 2 re-seeds with ``seed + STAGE2_SEED_OFFSET``, so warm-up -> state -> load -> stage 2 equals one ``fit()``."""
 
 
 def _as_tensors(views: list[np.ndarray], device: torch.device,
@@ -43,12 +48,41 @@ def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
 TIMING_KEYS = ("epoch_seconds",)  # per-epoch wall-clock records: never part of a saved state
 
 
-class EstimatorBase:
-    """Mixin for the method estimators (``device``, ``progress`` and ``net_`` set by the subclass)."""
+class EstimatorBase(BaseEstimator):
+    """Base of the method estimators, after scikit-learn's conventions.
+
+    ``__init__`` stores its arguments as given (defaults in the signature) and
+    nothing else; :meth:`_check_params` validates them when ``fit`` (or
+    ``load_state``) starts; ``get_params`` / ``set_params`` come from
+    :class:`sklearn.base.BaseEstimator`, so ``sklearn.base.clone`` gives an
+    unfitted estimator with equal params. Fitted attributes end in ``_``.
+    """
 
     device: str
     progress: bool
     fit_hint = "call fit(views) first"
+    progress_position = 0  # tqdm line, when several seeds train side by side (set by the stages)
+    state_format = ""      # the saved state's format tag, ``mmib-<method>-<version>``
+    state_name = ""        # the method's name in messages ("a CLIB state")
+    state_fix = "re-run the training stages: dvc repro"
+
+    config_type: type | None = None  # MSDIB, OMIB: their params section, the ``config`` argument
+
+    def _check_params(self) -> None:
+        """Validate the constructor's arguments (:mod:`mmib.validation`); called when fitting starts.
+
+        This checks the arguments every method has and, for a method with a
+        ``config`` section (``config_type``), its type; CLIB checks its own."""
+        check_args(type(self).__name__, n_clusters=self.n_clusters, seed=self.seed, device=self.device,
+                   progress=self.progress)
+        kind = self.config_type
+        if kind is not None and not isinstance(self.config, kind):
+            raise InputError(f"config must be a {kind.__name__}, got {type(self.config).__name__}", field="config",
+                             fix=f"pass {kind.__name__}(...), {kind.__name__}.model_validate(a_dict) or "
+                                 f"{kind.__name__}.paper_defaults()")
+
+    def _stages_done(self) -> list[str]:
+        return getattr(self, "stages_done_", [])
 
     def resolved_device(self) -> torch.device:
         return resolve_device(self.device)
@@ -143,12 +177,40 @@ class EstimatorBase:
         net = self._require_net()
         return {
             "format": state_format,
-            "n_clusters": self.n_clusters,
+            "n_clusters": int(self.n_clusters),
             "dims": list(self.dims_),
-            "seed": self.seed,
+            "seed": int(self.seed),
             "stages_done": list(self.stages_done_),
             "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         }
+
+    def load_state(self, state: dict[str, Any]):
+        """Restore a saved :meth:`state` (its format checked, then the method's own checks and fields)."""
+        if state.get("format") != self.state_format:
+            raise InputError(f"not {self.state_name} state (format {state.get('format')!r})", field="format",
+                             fix=self.state_fix)
+        self._check_params()
+        self._check_state(state)
+        self.device_ = resolve_device(self.device)
+        self.n_clusters = int(state["n_clusters"])
+        self.dims_ = list(state["dims"])
+        self.net_ = self._new_net()
+        self.net_.load_state_dict(state["net"])
+        self.net_.to(self.device_)
+        self.history_ = {stage: {k: list(v) for k, v in hist.items()} for stage, hist in state["history"].items()}
+        self.stages_done_ = list(state["stages_done"])
+        self._load_extras(state)
+        return self
+
+    def _check_state(self, state: dict[str, Any]) -> None:
+        """Refuse a state this estimator's params cannot hold (e.g. another network size); none by default."""
+
+    def _new_net(self) -> torch.nn.Module:
+        """An untrained network for ``dims_`` and ``n_clusters`` (on the CPU)."""
+        raise NotImplementedError
+
+    def _load_extras(self, state: dict[str, Any]) -> None:
+        """The method's own fields of a saved state; none by default."""
 
     def saved_history(self) -> dict[str, dict[str, list[float]]]:
         """``history_`` as a saved state keeps it: without the wall-clock timings (``TIMING_KEYS``).

@@ -26,16 +26,16 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 
 from mmib import losses
-from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams, default_params
+from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams
 from mmib.errors import InputError
-from mmib.methods.base import WeightedFusionEstimator, _adam, _as_tensors, _batches
+from mmib.methods import clib_defaults as shipped
+from mmib.methods.base import STAGE2_SEED_OFFSET, WeightedFusionEstimator, _adam, _as_tensors, _batches
 from mmib.methods.clib_model import CLIBNet, Encoded
 from mmib.methods.trace import TrainingTrace
 from mmib.runtime import resolve_device, seed_everything
 from mmib.validation import check_args
 
 STATE_FORMAT = "mmib-clib-1"
-CALIBRATION_SEED_OFFSET = 1_000_003  # stage 2 re-seeds, so a resumed run equals a single fit()
 CAL_TERMS = ("caliH", "re", "cluH", "con")
 
 
@@ -43,39 +43,35 @@ class CLIB(WeightedFusionEstimator):
     """Calibrated Information Bottleneck for trusted multi-modal clustering.
 
     Parameters mirror params.yaml: ``alpha``/``beta`` (Eq. 2, 5), ``model``,
-    ``warmup`` and ``calibrate`` sections. ``CLIB(n_clusters)`` uses the
-    repository's params.yaml defaults.
+    ``warmup`` and ``calibrate`` sections. Their defaults are the shipped
+    recipe (:mod:`mmib.methods.clib_defaults`, equal to the committed
+    params.yaml); no params file is read. The stages build CLIB from
+    params.yaml with :meth:`from_params`.
     """
 
-    def __init__(self, n_clusters: int, *, alpha: float | None = None, beta: float | None = None,
-                 model: ModelParams | None = None, warmup: WarmupParams | None = None,
-                 calibrate: CalibrateParams | None = None, seed: int = 0, device: str = "auto",
+    state_format = STATE_FORMAT
+    state_name = "a CLIB"
+    state_fix = "re-run the warm-up stage: dvc repro warmup@<dataset>"
+
+    def __init__(self, n_clusters: int = 8, *, alpha: float = shipped.ALPHA, beta: float = shipped.BETA,
+                 model: ModelParams = shipped.MODEL, warmup: WarmupParams = shipped.WARMUP,
+                 calibrate: CalibrateParams = shipped.CALIBRATE, seed: int = 0, device: str = "auto",
                  progress: bool = True) -> None:
-        check_args("CLIB", {"model": [ModelParams, None], "warmup": [WarmupParams, None],
-                            "calibrate": [CalibrateParams, None]},
-                   n_clusters=n_clusters, alpha=alpha, beta=beta, model=model, warmup=warmup,
-                   calibrate=calibrate, seed=seed, device=device, progress=progress)
-        defaults = None
-        if None in (alpha, beta, model, warmup, calibrate):
-            defaults = default_params()
-        self.n_clusters = int(n_clusters)
-        self.alpha = defaults.alpha if alpha is None else float(alpha)
-        self.beta = defaults.beta if beta is None else float(beta)
-        self.model = model or defaults.model
-        self.warmup = warmup or defaults.warmup
-        self.calibrate = calibrate or defaults.calibrate
-        self.seed = int(seed)
+        self.n_clusters = n_clusters
+        self.alpha = alpha
+        self.beta = beta
+        self.model = model
+        self.warmup = warmup
+        self.calibrate = calibrate
+        self.seed = seed
         self.device = device
         self.progress = progress
-        self.progress_position = 0  # tqdm line, when several seeds train side by side
-        self.net_: CLIBNet | None = None
-        self.history_: dict[str, dict[str, list[float]]] = {}
-        self.stages_done_: list[str] = []
-        self._mine_log_ema: list[torch.Tensor | None] = []
-        self._kmeans_centers: np.ndarray | None = None
-        self._trace_centers: np.ndarray | None = None
-        self.trace_ = TrainingTrace()
-        self.temperature_ = 1.0  # set by the calibrate stage unless calibrate.confidence: head
+
+    def _check_params(self) -> None:
+        check_args("CLIB", {"model": [ModelParams], "warmup": [WarmupParams], "calibrate": [CalibrateParams]},
+                   n_clusters=self.n_clusters, alpha=self.alpha, beta=self.beta, model=self.model,
+                   warmup=self.warmup, calibrate=self.calibrate, seed=self.seed, device=self.device,
+                   progress=self.progress)
 
     def set_temperature(self, temperature: float) -> "CLIB":
         """Scale the confidence of :meth:`predict_proba` by ``softmax(logits / T)`` (argmax unchanged).
@@ -132,14 +128,13 @@ class CLIB(WeightedFusionEstimator):
     # ------------------------------------------------------------------ stage 1
     def fit_warmup(self, views: list[np.ndarray]) -> "CLIB":
         """Stage 1: train encoders, fusion and critics on L_IB alone (Eq. 5)."""
+        self._check_params()
         self.device_ = resolve_device(self.device)
         gen = seed_everything(self.seed)
         xs = _as_tensors(views, self.device_)
         self._build(xs)
         net = self.net_
         opt = _adam(net.ib_parameters(), self.warmup.lr, self.warmup.weight_decay)
-        self.trace_ = TrainingTrace()
-        self._trace_centers = None
 
         def train_batch(idx: torch.Tensor) -> dict:
             xb = [x[idx] for x in xs]
@@ -156,11 +151,12 @@ class CLIB(WeightedFusionEstimator):
     # ------------------------------------------------------------------ stage 2
     def fit_calibration(self, views: list[np.ndarray]) -> "CLIB":
         """Stage 2: cold start, then ``L_IB + alpha * L_Cal`` with per-epoch targets and screening."""
-        if "warmup" not in self.stages_done_:
+        if "warmup" not in self._stages_done():
             raise InputError("calibration needs a warmed-up model", field="stage",
                              fix="call fit_warmup(views) first (or load a warm-up state)")
+        self._check_params()
         self.device_ = resolve_device(self.device)
-        gen = seed_everything(self.seed + CALIBRATION_SEED_OFFSET)
+        gen = seed_everything(self.seed + STAGE2_SEED_OFFSET)
         xs = _as_tensors(views, self.device_, self.dims_)
         net = self.net_.to(self.device_)
         self._kmeans_centers = None
@@ -427,6 +423,10 @@ class CLIB(WeightedFusionEstimator):
         self.dims_ = dims
         self.net_ = CLIBNet(dims, self.n_clusters, self.model, self.warmup).to(self.device_)
         self._mine_log_ema = [None] * len(dims)
+        self._kmeans_centers = self._trace_centers = None
+        self.history_ = {}
+        self.trace_ = TrainingTrace()
+        self.temperature_ = 1.0
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: list) -> None:
         self._optimiser_step(opt, loss, params, self.warmup.grad_clip)
@@ -442,20 +442,12 @@ class CLIB(WeightedFusionEstimator):
             "temperature": self.temperature_,
         }
 
-    def load_state(self, state: dict[str, Any]) -> "CLIB":
-        if state.get("format") != STATE_FORMAT:
-            raise InputError(f"not a CLIB state (format {state.get('format')!r})", field="format",
-                             fix="re-run the warm-up stage: dvc repro warmup@<dataset>")
-        self.device_ = resolve_device(self.device)
-        self.n_clusters = state["n_clusters"]
-        self.dims_ = state["dims"]
-        self.net_ = CLIBNet(self.dims_, self.n_clusters, self.model, self.warmup)
-        self.net_.load_state_dict(state["net"])
-        self.net_.to(self.device_)
+    def _new_net(self) -> CLIBNet:
+        return CLIBNet(self.dims_, self.n_clusters, self.model, self.warmup)
+
+    def _load_extras(self, state: dict[str, Any]) -> None:
         self._mine_log_ema = [None if e is None else torch.tensor(e, device=self.device_)
                               for e in state["mine_log_ema"]]
-        self.history_ = dict(state["history"])
+        self._kmeans_centers = self._trace_centers = None
         self.trace_ = TrainingTrace.from_state(state.get("trace"))
         self.temperature_ = float(state.get("temperature", 1.0))
-        self.stages_done_ = list(state["stages_done"])
-        return self

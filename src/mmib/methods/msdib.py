@@ -31,14 +31,12 @@ from mmib.method_params import MSDIBParams
 from torch import nn
 
 from mmib.errors import InputError
-from mmib.methods.base import WeightedFusionEstimator, _adam, _as_tensors
+from mmib.methods.base import STAGE2_SEED_OFFSET, WeightedFusionEstimator, _adam, _as_tensors
 from mmib.methods import msdib_losses as L
 from mmib.networks import FusedEncoders, VariationalEncoder, WeightedFusion
 from mmib.runtime import resolve_device, seed_everything
-from mmib.validation import check_args
 
 STATE_FORMAT = "mmib-msdib-1"
-TRAIN_SEED_OFFSET = 1_000_003  # training re-seeds, so warm-up -> state -> load -> calibration equals fit()
 ARCH_FIELDS = ("latent_dim", "encoder_width", "ddc_hidden")
 LOSS_TERMS = ("ddc_cs", "ddc_orth", "ddc_simplex", "ddc", "kl", "mi_views", "l_ic",
               "mi_feat", "mi_assign", "l_ip", "total", "loss")
@@ -76,25 +74,24 @@ class MSDIBNet(FusedEncoders, nn.Module):
 class MSDIB(WeightedFusionEstimator):
     """Multi-aspect Self-guided Deep Information Bottleneck for multi-modal clustering.
 
-    ``MSDIB(n_clusters, config=MSDIBParams.paper_defaults())``. The estimator
-    never sees labels: ``fit`` takes only the views (``y`` is ignored).
+    ``MSDIB(n_clusters)`` takes the paper's protocol (``MSDIBParams.paper_defaults()``,
+    whose unweighted KL collapses the posterior: pass ``config`` with a smaller
+    ``kl_weight``, as params.yaml's ``msdib:`` does). The estimator never sees
+    labels: ``fit`` takes only the views (``y`` is ignored).
     """
 
-    def __init__(self, n_clusters: int, *, config: MSDIBParams, seed: int = 0, device: str = "auto",
-                 progress: bool = True) -> None:
-        check_args("MSDIB", n_clusters=n_clusters, seed=seed, device=device, progress=progress)
-        if not isinstance(config, MSDIBParams):
-            raise InputError(f"config must be an MSDIBParams, got {type(config).__name__}", field="config",
-                             fix="pass MSDIBParams(...) or MSDIBParams.paper_defaults()")
-        self.n_clusters = int(n_clusters)
+    state_format = STATE_FORMAT
+    config_type = MSDIBParams
+    state_name = "an MSDIB"
+    state_fix = "re-run the MSDIB warm-up stage for this dataset"
+
+    def __init__(self, n_clusters: int = 8, *, config: MSDIBParams = MSDIBParams.paper_defaults(), seed: int = 0,
+                 device: str = "auto", progress: bool = True) -> None:
+        self.n_clusters = n_clusters
         self.config = config
-        self.seed = int(seed)
+        self.seed = seed
         self.device = device
         self.progress = progress
-        self.progress_position = 0  # tqdm line, when several seeds train side by side
-        self.net_: MSDIBNet | None = None
-        self.history_: dict[str, dict[str, list[float]]] = {}
-        self.stages_done_: list[str] = []
 
     # ------------------------------------------------------------------ public API
     def predict_proba(self, views: list[np.ndarray]) -> np.ndarray:
@@ -107,6 +104,7 @@ class MSDIB(WeightedFusionEstimator):
     # ------------------------------------------------------------------ stage 1 (none)
     def fit_warmup(self, views: list[np.ndarray]) -> "MSDIB":
         """MSDIB pre-trains nothing: validate the views, build the seeded network, record an empty history."""
+        self._check_params()
         self.device_ = resolve_device(self.device)
         seed_everything(self.seed)
         xs = _as_tensors(views, self.device_)
@@ -118,12 +116,13 @@ class MSDIB(WeightedFusionEstimator):
     # ------------------------------------------------------------------ stage 2: the training
     def fit_calibration(self, views: list[np.ndarray]) -> "MSDIB":
         """The end-to-end training on Eq. 1 (named for the pipeline's second stage)."""
-        if "warmup" not in self.stages_done_ or self.net_ is None:
+        if "warmup" not in self._stages_done() or self.net_ is None:
             raise InputError("training needs a built model", field="stage",
                              fix="call fit_warmup(views) first (or load a warm-up state), or use fit(views)")
+        self._check_params()
         cfg = self.config
         self.device_ = resolve_device(self.device)
-        gen = seed_everything(self.seed + TRAIN_SEED_OFFSET)
+        gen = seed_everything(self.seed + STAGE2_SEED_OFFSET)
         xs = _as_tensors(views, self.device_, self.dims_)
         net = self.net_.to(self.device_)
         params = list(net.parameters())
@@ -174,22 +173,13 @@ class MSDIB(WeightedFusionEstimator):
             "history": self.saved_history(),
         }
 
-    def load_state(self, state: dict[str, Any]) -> "MSDIB":
-        if state.get("format") != STATE_FORMAT:
-            raise InputError(f"not an MSDIB state (format {state.get('format')!r})", field="format",
-                             fix="re-run the MSDIB warm-up stage for this dataset")
+    def _check_state(self, state: dict[str, Any]) -> None:
         saved = state["config"]
         diff = [f for f in ARCH_FIELDS if saved.get(f) != getattr(self.config, f)]
         if diff:
             raise InputError(f"the state's network differs from this config in {diff}: "
                              f"{ {f: saved.get(f) for f in diff} } vs { {f: getattr(self.config, f) for f in diff} }",
                              field="config", fix="use the config the state was trained with, or retrain")
-        self.device_ = resolve_device(self.device)
-        self.n_clusters = int(state["n_clusters"])
-        self.dims_ = list(state["dims"])
-        self.net_ = MSDIBNet(self.dims_, self.n_clusters, self.config)
-        self.net_.load_state_dict(state["net"])
-        self.net_.to(self.device_)
-        self.history_ = dict(state["history"])
-        self.stages_done_ = list(state["stages_done"])
-        return self
+
+    def _new_net(self) -> MSDIBNet:
+        return MSDIBNet(self.dims_, self.n_clusters, self.config)

@@ -62,8 +62,9 @@ Choices where the summary is silent (METHOD.md 5 fixes the rest):
   mean over tokens is ``xi``. (For M = 2 each query has one key, so the
   attention weights are 1 and the block is a learned cross-view map.)
 - Prediction: ``q(y|xi)`` on ``zeta_m = mu_m`` (no sampling), eval mode.
-- Constants not in OMIBParams: MINE critic clamp 10 and EMA rate 0.01 (as
-  CLIB), gradient-norm clip 5, no weight decay, fused Adam.
+- MINE critic clamp, EMA rate and gradient-norm clip are params
+  (``omib.mine_clamp``, ``mine_ema_rate``, ``grad_clip``: 10, 0.01 and 5, as
+  CLIB's); no weight decay, fused Adam.
 """
 
 from __future__ import annotations
@@ -80,17 +81,12 @@ from torch import nn
 
 from mmib import losses
 from mmib.errors import InputError
-from mmib.methods.base import EstimatorBase, _adam, _as_tensors
+from mmib.methods.base import STAGE2_SEED_OFFSET, EstimatorBase, _adam, _as_tensors
 from mmib.methods import omib_losses as ol
 from mmib.networks import ClusterHead, MineCritic, VariationalEncoder, reparameterise
 from mmib.runtime import resolve_device, seed_everything
-from mmib.validation import check_args
 
 STATE_FORMAT = "mmib-omib-1"
-CALIBRATION_SEED_OFFSET = 1_000_003  # stage 2 re-seeds, so a resumed run equals a single fit()
-MINE_CLAMP = 10.0
-MINE_EMA_RATE = 0.01
-GRAD_CLIP = 5.0
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,36 +196,28 @@ class OMIBNet(nn.Module):
 class OMIB(EstimatorBase):
     """Optimal Multimodal Information Bottleneck, a supervised multi-view classifier.
 
-    ``OMIB(n_clusters, config=OMIBParams.paper_defaults())``; ``n_clusters``
+    ``OMIB(n_clusters)`` takes ``OMIBParams.paper_defaults()``; ``n_clusters``
     is the number of classes C (named as the other methods).
     """
 
     fit_hint = "call fit(views, labels) first"
+    state_format = STATE_FORMAT
+    config_type = OMIBParams
+    state_name = "an OMIB"
+    state_fix = "re-run the OMIB warm-up stage"
 
-    def __init__(self, n_clusters: int, *, config: OMIBParams, seed: int = 0, device: str = "auto",
-                 progress: bool = True) -> None:
-        check_args("OMIB", n_clusters=n_clusters, seed=seed, device=device, progress=progress)
-        if isinstance(config, dict):
-            config = OMIBParams.model_validate(config)
-        if not isinstance(config, OMIBParams):
-            raise InputError(f"config must be OMIBParams, got {type(config).__name__}", field="config",
-                             fix="pass OMIBParams(...) or OMIBParams.paper_defaults()")
-        self.n_clusters = int(n_clusters)
+    def __init__(self, n_clusters: int = 8, *, config: OMIBParams = OMIBParams.paper_defaults(), seed: int = 0,
+                 device: str = "auto", progress: bool = True) -> None:
+        self.n_clusters = n_clusters
         self.config = config
-        self.seed = int(seed)
+        self.seed = seed
         self.device = device
         self.progress = progress
-        self.progress_position = 0
-        self.net_: OMIBNet | None = None
-        self.history_: dict[str, dict[str, list[float]]] = {}
-        self.stages_done_: list[str] = []
-        self.train_idx_: np.ndarray | None = None
-        self.test_idx_: np.ndarray | None = None
-        self.bound_: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ public API
     def fit(self, views: list[np.ndarray], labels: np.ndarray, train_idx: np.ndarray | None = None) -> "OMIB":
         """Both stages. ``train_idx=None``: ``stratified_split(labels, test_fraction, seed)``."""
+        self._check_params()
         if train_idx is None:
             train_idx, _ = stratified_split(labels, self.config.test_fraction, self.seed)
         return self.fit_warmup(views, labels, train_idx).fit_calibration(views, labels, train_idx)
@@ -250,6 +238,7 @@ class OMIB(EstimatorBase):
     # ------------------------------------------------------------------ stage 1
     def fit_warmup(self, views: list[np.ndarray], labels: np.ndarray, train_idx: np.ndarray) -> "OMIB":
         """Stage 1: encoders and noise-fed heads on the training labels (CE per view)."""
+        self._check_params()
         cfg = self.config
         self.device_ = resolve_device(self.device)
         gen = seed_everything(self.seed)
@@ -284,12 +273,13 @@ class OMIB(EstimatorBase):
     def fit_calibration(self, views: list[np.ndarray], labels: np.ndarray,
                         train_idx: np.ndarray | None = None) -> "OMIB":
         """Stage 2 (OMIB's main training): bound estimate, then L_OMF with dynamic r and beta <= M_u."""
-        if "warmup" not in self.stages_done_ or self.net_ is None:
+        if "warmup" not in self._stages_done() or self.net_ is None:
             raise InputError("the main stage needs a warmed-up model", field="stage",
                              fix="call fit_warmup(views, labels, train_idx) first (or load a warm-up state)")
+        self._check_params()
         cfg = self.config
         self.device_ = resolve_device(self.device)
-        gen = seed_everything(self.seed + CALIBRATION_SEED_OFFSET)
+        gen = seed_everything(self.seed + STAGE2_SEED_OFFSET)
         xs = _as_tensors(views, self.device_, self.dims_)
         n = xs[0].shape[0]
         if train_idx is not None and not np.array_equal(_check_train_idx(train_idx, n), self.train_idx_):
@@ -385,14 +375,14 @@ class OMIB(EstimatorBase):
         cfg = self.config
         n = a.shape[0]
         bs = min(cfg.batch_size, n)
-        critic = MineCritic(a.shape[1], b.shape[1], cfg.width, MINE_CLAMP).to(self.device_)
+        critic = MineCritic(a.shape[1], b.shape[1], cfg.width, cfg.mine_clamp).to(self.device_)
         opt = _adam(critic.parameters(), cfg.lr, 0.0)
         log_ema, trace = None, []
         for _ in range(cfg.mine_steps):
             rows = torch.randperm(n, generator=gen)[:bs].to(self.device_)
             perm = torch.randperm(bs, generator=gen).to(self.device_)
             t_joint, t_marg = critic.joint_and_marginal(a[rows], b[rows], perm)
-            est, surrogate, log_ema = losses.mine_dv(t_joint, t_marg, log_ema, MINE_EMA_RATE)
+            est, surrogate, log_ema = losses.mine_dv(t_joint, t_marg, log_ema, cfg.mine_ema_rate)
             self._step(opt, -surrogate, list(critic.parameters()))
             trace.append(est.detach())
         with torch.no_grad():
@@ -408,7 +398,7 @@ class OMIB(EstimatorBase):
         return [x.index_select(0, rows) for x in xs], torch.from_numpy(y_np).to(self.device_)
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: list) -> None:
-        self._optimiser_step(opt, loss, params, GRAD_CLIP)
+        self._optimiser_step(opt, loss, params, self.config.grad_clip)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -423,25 +413,18 @@ class OMIB(EstimatorBase):
             "history": self.saved_history(),
         }
 
-    def load_state(self, state: dict[str, Any]) -> "OMIB":
-        if state.get("format") != STATE_FORMAT:
-            raise InputError(f"not an OMIB state (format {state.get('format')!r})", field="format",
-                             fix="re-run the OMIB warm-up stage")
+    def _check_state(self, state: dict[str, Any]) -> None:
         saved = state["config"]
         for key in ("latent_dim", "width"):
             if saved[key] != getattr(self.config, key):
                 raise InputError(f"the state was trained with {key}={saved[key]}, the config says "
                                  f"{getattr(self.config, key)}", field=key,
                                  fix="re-run the OMIB warm-up stage with the current params")
-        self.device_ = resolve_device(self.device)
-        self.n_clusters = int(state["n_clusters"])
-        self.dims_ = list(state["dims"])
-        self.net_ = OMIBNet(self.dims_, self.n_clusters, self.config.latent_dim, self.config.width)
-        self.net_.load_state_dict(state["net"])
-        self.net_.to(self.device_)
+
+    def _new_net(self) -> OMIBNet:
+        return OMIBNet(self.dims_, self.n_clusters, self.config.latent_dim, self.config.width)
+
+    def _load_extras(self, state: dict[str, Any]) -> None:
         self.train_idx_ = np.asarray(state["train_idx"], dtype=np.int64)
         self.test_idx_ = np.asarray(state["test_idx"], dtype=np.int64)
         self.bound_ = None if state["bound"] is None else dict(state["bound"])
-        self.history_ = {s: {k: list(v) for k, v in h.items()} for s, h in state["history"].items()}
-        self.stages_done_ = list(state["stages_done"])
-        return self
