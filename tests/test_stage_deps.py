@@ -65,6 +65,36 @@ def test_every_stage_declares_its_params_as_the_code_lists_them():
             assert resolved == declared_params(name, method), (name, method)
 
 
+def _entries(stage: dict, *keys: str) -> set[str]:
+    return {_dep_path(e).replace("${item}", "tiny") for key in keys for e in stage.get(key, [])}
+
+
+def test_dvc_yaml_names_the_paths_the_stages_read_and_write():
+    """One layout: the paths of mmib.stages.paths (and preprocess's) are the stages' deps and outputs."""
+    from mmib.data.processed import processed_paths, scaler_path
+    from mmib.stages import paths
+
+    d = "tiny"
+    npz, summary = processed_paths(d)
+    models = {s: paths.model_path(d, s, 0).parent for s in ("warmup", "calibrate")}
+    expected = {  # stage: (reads, writes)
+        "preprocess": (set(), {npz, summary, scaler_path(d)}),
+        "warmup": ({npz}, {models["warmup"], paths.curves_path(d, "warmup")}),
+        "calibrate": ({npz, models["warmup"]}, {models["calibrate"], paths.curves_path(d, "calibrate")}),
+        "evaluate": ({npz, scaler_path(d), *models.values()}, {paths.evaluation_path(d), paths.assignments_path(d)}),
+        "baselines": ({npz}, {paths.baselines_path(d)}),
+        "summarize": ({paths.evaluation_path(d).parent},
+                      {paths.SUMMARY_PATH, paths.SUMMARY_TABLE, paths.DETAILS_PATH}),
+        "report": ({paths.evaluation_path(d).parent, paths.baselines_path(d).parent, paths.PAPER_TABLES},
+                   {paths.REPORT_MD, paths.REPORT_CSV}),
+    }
+    stages = _stages()
+    assert set(expected) == set(stages)
+    for name, (reads, writes) in expected.items():
+        assert {str(p) for p in reads} <= _entries(stages[name], "deps"), name
+        assert {str(p) for p in writes} <= _entries(stages[name], "outs", "metrics", "plots"), name
+
+
 def test_the_active_method_section_exists_for_every_method():
     """``${method}`` names a section of params.yaml whatever the method (CLIB's is empty)."""
     shipped = yaml.safe_load((REPO / "params.yaml").read_text())

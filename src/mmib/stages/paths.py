@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mmib.data.processed import PROCESSED_DIR as PROCESSED  # preprocess's outputs
+
 MODELS = Path("models")
 METRICS = Path("metrics")
-PROCESSED = Path("data/processed")
 PAPER_TABLES = Path("data/reference/paper_tables.csv")
+SUMMARY_PATH = METRICS / "metrics.json"  # summarize: DVC's metrics file
+SUMMARY_TABLE = METRICS / "metrics.md"
 DETAILS_PATH = METRICS / "details.json"  # summarize's second file: not a DVC metrics file (mmib.experiments reads it)
+REPORT_MD = METRICS / "report.md"
+REPORT_CSV = METRICS / "report.csv"
 
 
 def model_path(dataset: str, stage: str, seed: int) -> Path:

@@ -13,7 +13,7 @@ from mmib.config import Params
 from mmib.errors import InputError
 from mmib.stages import cli
 from mmib.stages.declared import tracked_params
-from mmib.stages.paths import METRICS, PAPER_TABLES, baselines_path, evaluation_path
+from mmib.stages.paths import PAPER_TABLES, REPORT_CSV, REPORT_MD, baselines_path, evaluation_path
 
 
 def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFrame:
@@ -44,7 +44,7 @@ def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFram
     for dataset in params.datasets:
         rows += rp.benchmark_rows(dataset, bench)
     frame = rp.report_frame(rows)
-    md_path, csv_path = METRICS / "report.md", METRICS / "report.csv"
+    md_path, csv_path = REPORT_MD, REPORT_CSV
     write_text(md_path, rp.render_markdown(frame, params.datasets, names, len(params.seeds), lowest, notes))
     write_csv(csv_path, frame)
     ours = frame[frame["source"] == "ours"]

@@ -10,7 +10,7 @@ from mmib.atomic_io import write_json, write_text
 from mmib.config import Params
 from mmib.errors import InputError
 from mmib.stages import cli
-from mmib.stages.paths import DETAILS_PATH, METRICS, assignments_path, evaluation_path
+from mmib.stages.paths import DETAILS_PATH, SUMMARY_PATH, SUMMARY_TABLE, assignments_path, evaluation_path
 
 
 def summarize(params: Params) -> dict[str, Any]:
@@ -38,13 +38,13 @@ def summarize(params: Params) -> dict[str, Any]:
             out[dataset]["label_free"] = {k: free[k] for k in ("silhouette", "seed_agreement") if free.get(k)}
             notes.append(f"{dataset}: no labels, so no ACC/NMI/ARI/ECE; assignments in "
                          f"{assignments_path(dataset)}, label-free diagnostics in {path}")
-    write_json(METRICS / "metrics.json", out)
+    write_json(SUMMARY_PATH, out)
     write_json(DETAILS_PATH, details)
     lines = ["| dataset | ACC | NMI | ARI | ECE | mean conf |", "|---|---|---|---|---|---|"]
     for name, m in out.items():
         cells = [f"{m[k]['mean']:.1f} ± {m[k]['std']:.1f}" if k in m else "—" for k in SUMMARY_METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    write_text(METRICS / "metrics.md", "\n".join(lines + [""] + notes) + "\n")
+    write_text(SUMMARY_TABLE, "\n".join(lines + [""] + notes) + "\n")
     return out
 
 
