@@ -32,7 +32,7 @@ training:
    ``load_processed`` or import ``mmib.data``, contain the ``"labels"`` key
    as a string, or read a ``y`` parameter (``fit(views, y=None)`` accepts it
    for scikit-learn and must ignore it). The AST of ``train_stage.train`` and
-   ``training_inputs._training_views`` must not READ any name, attribute or string
+   ``training_inputs.training_views`` must not READ any name, attribute or string
    containing ``label`` (docstrings excepted); storing into a discarded
    ``_labels`` is the only allowed mention.
 """
@@ -271,7 +271,7 @@ def test_methods_never_read_labels(path):
     assert not problems, "training code must not read labels:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("fn", [train_stage.train, training_inputs._training_views], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("fn", [train_stage.train, training_inputs.training_views], ids=lambda f: f.__name__)
 def test_train_source_never_reads_labels(fn):
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     docstrings = _docstring_nodes(tree)

@@ -50,9 +50,10 @@ def test_a_stage_depends_on_the_code_it_imports_and_no_other(stage):
     entry = REPO / "pipeline" / f"{stage}.py"
     imported = imported_files(entry, REPO / "src") | {entry}
     declared = _code_files(_stages()[stage]["deps"])
-    rel = lambda paths: sorted(str(p.relative_to(REPO)) for p in paths)  # noqa: E731
-    assert not imported - declared, f"{stage} imports these, add them to its deps: {rel(imported - declared)}"
-    assert not declared - imported, f"{stage} does not import these, drop them from its deps: {rel(declared - imported)}"
+    missing = sorted(str(p.relative_to(REPO)) for p in imported - declared)
+    extra = sorted(str(p.relative_to(REPO)) for p in declared - imported)
+    assert not missing, f"{stage} imports these: add them to its deps in dvc.yaml: {missing}"
+    assert not extra, f"{stage} does not import these: drop them from its deps in dvc.yaml: {extra}"
 
 
 def test_every_stage_declares_its_params_as_the_code_lists_them():

@@ -61,8 +61,8 @@ def unlabelled(tmp_path, monkeypatch):
     monkeypatch.setenv("MMIB_TRACKING", "0")
     monkeypatch.delenv("MMIB_DATA_ROOT", raising=False)
     # the seeds one after the other in this process: the worker pool is tested elsewhere
-    monkeypatch.setattr(train_stage, "_fit_all_seeds", lambda stage, dataset, params, run=None: [
-        seed_pool._fit_seed(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(params.seeds)])
+    monkeypatch.setattr(train_stage, "fit_all_seeds", lambda stage, dataset, params, run=None: [
+        seed_pool.fit_seed(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(params.seeds)])
     _preprocess()
     params = load_params("params.yaml")
     for stage in ("warmup", "calibrate"):

@@ -188,7 +188,6 @@ def _log_evaluation(run: Any, dataset: str, params: Params, method: str, result:
                                 start=int(rows["epoch"].iloc[0]))
 
 
-
 def _long_series(rows: list[list[float]], name: str, value: str) -> pd.DataFrame:
     """Per-epoch rows of per-item values as long form (``epoch, <name>, <value>, series``)."""
     out = [{"epoch": e, name: m, value: v, "series": f"{name}{m}"}
@@ -241,7 +240,6 @@ def _fusion_curve(hist: dict) -> list[list[float]]:
         keys = sorted(k for k in h if k.startswith("fusion_w_view"))
         rows += [list(r) for r in zip(*(h[k] for k in keys))]
     return rows
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from typing import Any
 
 from mmib.config import Params
 from mmib.stages.paths import model_path
-from mmib.stages.training_inputs import _supervision, _training_views
+from mmib.stages.training_inputs import supervision, training_views
 from mmib.state_io import load_state
 
 _SEED_EVENTS: Any = None
@@ -22,7 +22,7 @@ def _init_seed_worker(parent: int, events: Any) -> None:
     _SEED_EVENTS = events
 
 
-def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int,
+def fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int,
               events: Any = None) -> tuple[dict, str, dict]:
     """Train one seed (in a worker process on the CPU); returns its state, device name and this
     stage's history with the timings (which the state leaves out: they go to MLflow and the curves).
@@ -41,7 +41,7 @@ def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: 
     from mmib.seed_runs import seed_report
 
     params = Params.model_validate(params_dict)
-    views, n_clusters = _training_views(dataset)
+    views, n_clusters = training_views(dataset)
     with seed_report(events if events is not None else _SEED_EVENTS, seed) as run:
         model = registry.build(params, n_clusters, seed)
         model.progress_position = position
@@ -50,7 +50,7 @@ def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: 
         run.set_tags({"device": model.resolved_device()})
         epochs = EpochLogger(run)
         epochs.attach(model)
-        supervision = _supervision(dataset, params, seed) if params.method in registry.SUPERVISED else ()
+        supervision = supervision(dataset, params, seed) if params.method in registry.SUPERVISED else ()
         if stage == "warmup":
             model.fit_warmup(views, *supervision)
         else:
@@ -60,8 +60,7 @@ def _fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: 
     return model.state(), str(model.device_), model.history_[stage]
 
 
-
-def _fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) -> list[tuple[dict, str, dict]]:
+def fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) -> list[tuple[dict, str, dict]]:
     """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
 
     All seeds start at once (up to two per core): single-thread processes
@@ -79,15 +78,14 @@ def _fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None)
     jobs = [(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(seeds)]
     workers = min(len(seeds), 2 * (os.cpu_count() or 1))
     if resolve_device(params.device).type != "cpu" or workers == 1:
-        return [_fit_seed(*job, events=events) for job in jobs]
+        return [fit_seed(*job, events=events) for job in jobs]
     # spawn, not fork: forking after torch has started its thread pools can hang
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                              initializer=_init_seed_worker, initargs=(os.getpid(), events)) as pool:
-        return list(pool.map(_fit_seed, *zip(*jobs)))
+        return list(pool.map(fit_seed, *zip(*jobs)))
 
 
-
-def _seed_event_queue(run: Any) -> Any:
+def seed_event_queue(run: Any) -> Any:
     """The queue the seeds report their MLflow runs to (:mod:`mmib.seed_runs`): a process queue,
     which seed worker processes inherit and this process can use too; None when tracking is off."""
     import multiprocessing as mp

@@ -12,8 +12,8 @@ from mmib.config import Params
 from mmib.stages import cli
 from mmib.stages.declared import tracked_params
 from mmib.stages.paths import MODELS, curves_path, model_path
-from mmib.stages.seed_pool import _fit_all_seeds, _seed_event_queue
-from mmib.stages.training_inputs import _training_views
+from mmib.stages.seed_pool import fit_all_seeds, seed_event_queue
+from mmib.stages.training_inputs import training_views
 from mmib.state_io import save_state
 
 CURVE_COLUMNS = ("seed", "epoch", "kind", "term", "value")
@@ -35,17 +35,16 @@ def _curves_frame(histories: dict[int, dict[str, list[float]]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CURVE_COLUMNS)
 
 
-
 def train(stage: str, dataset: str, params: Params) -> None:
     """Warm-up (stage 1) or calibration (stage 2) of every seed, with tracking."""
     from mmib import seed_runs, tracking
 
-    _training_views(dataset)  # fail early, in this process, on a missing or bad input
+    training_views(dataset)  # fail early, in this process, on a missing or bad input
     with tracking.start_stage_run(stage, dataset, tracked_params(params, stage),
                                   pipeline_params=params.model_dump()) as run:
         # one child run per seed, reported by the process that trains it (mmib.seed_runs)
-        with seed_runs.SeedRunRelay(run, _seed_event_queue(run)) as relay:
-            results = _fit_all_seeds(stage, dataset, params, relay.queue)
+        with seed_runs.SeedRunRelay(run, seed_event_queue(run)) as relay:
+            results = fit_all_seeds(stage, dataset, params, relay.queue)
         run.set_tags({"device": results[0][1]})
         if stage == "calibrate" and params.method == "clib" and params.calibrate.confidence != "head":
             _set_temperatures(dataset, params, [state for state, _, _ in results])
@@ -57,7 +56,6 @@ def train(stage: str, dataset: str, params: Params) -> None:
     print(f"{stage} {dataset}: {len(params.seeds)} seed(s) -> {MODELS / dataset / stage}")
 
 
-
 def _set_temperatures(dataset: str, params: Params, states: list[dict]) -> None:
     """``calibrate.confidence`` ``seeds`` / ``seeds_and_ncuts``: each seed's temperature from its
     agreement with the other seeds (and with a normalized cut of the raw views) on the training
@@ -65,7 +63,7 @@ def _set_temperatures(dataset: str, params: Params, states: list[dict]) -> None:
     from mmib.confidence import agreement_temperatures, reference_partitions
     from mmib.methods import registry
 
-    views, n_clusters = _training_views(dataset)
+    views, n_clusters = training_views(dataset)
     probas = [registry.restore(state, params, n_clusters, seed).predict_proba(views, raw=True)
               for seed, state in zip(params.seeds, states)]
     refs = reference_partitions(views, n_clusters, params.calibrate.confidence, params.seeds[0])
@@ -73,7 +71,6 @@ def _set_temperatures(dataset: str, params: Params, states: list[dict]) -> None:
         state["temperature"] = temperature
     if len(states) < 2 and not refs:
         print(f"calibrate {dataset}: one seed, so no seed agreement to fit a temperature to (T = 1)")
-
 
 
 def main(stage: str, argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from mmib.errors import InputError
 from mmib.stages.paths import PROCESSED
 
 
-def _training_views(dataset: str) -> tuple[list[np.ndarray], int]:
+def training_views(dataset: str) -> tuple[list[np.ndarray], int]:
     """Views and cluster count: deliberately no labels (honest protocol)."""
     from mmib.data.processed import load_processed
 
@@ -18,8 +18,7 @@ def _training_views(dataset: str) -> tuple[list[np.ndarray], int]:
     return views, n_clusters
 
 
-
-def _supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Labels and the stratified training split, for the supervised reference (OMIB) only.
 
     This is the one place outside evaluation that reads labels, and only when
