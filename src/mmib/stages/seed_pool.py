@@ -6,7 +6,7 @@ from typing import Any
 
 from mmib.config import Params
 from mmib.stages.paths import model_path
-from mmib.stages.training_inputs import supervision, training_views
+from mmib.stages.training_inputs import supervised_targets, training_views
 from mmib.state_io import load_state
 
 _SEED_EVENTS: Any = None
@@ -50,7 +50,7 @@ def fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: i
         run.set_tags({"device": model.resolved_device()})
         epochs = EpochLogger(run)
         epochs.attach(model)
-        supervision = supervision(dataset, params, seed) if params.method in registry.SUPERVISED else ()
+        supervision = supervised_targets(dataset, params, seed) if params.method in registry.SUPERVISED else ()
         if stage == "warmup":
             model.fit_warmup(views, *supervision)
         else:

@@ -18,7 +18,7 @@ def training_views(dataset: str) -> tuple[list[np.ndarray], int]:
     return views, n_clusters
 
 
-def supervision(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def supervised_targets(dataset: str, params: Params, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Labels and the stratified training split, for the supervised reference (OMIB) only.
 
     This is the one place outside evaluation that reads labels, and only when
