@@ -1,7 +1,7 @@
 """Bad input, case by case, through the real paths (issue "Reliability", items 8-11).
 
 Each case breaks one thing (params.yaml, a data file, a missing output, an API argument) and runs
-what a user runs: a stage's entry point (``pipeline/preprocess.py``'s ``main``, ``mmib.stages.main``,
+what a user runs: a stage's entry point (``pipeline/preprocess.py``'s ``main``, ``mmib.stages.<module>.main``,
 in this process with the launcher binding switched off), or the CLIB / MSDIB API. Every error must
 name the file (where there is one), the field and the fix; a stage must exit with status 2, print
 no traceback, and leave the previous good outputs (processed data, models) byte for byte as they were.
@@ -23,7 +23,8 @@ import yaml
 
 from fresh_clone import REPO, tiny_dataset, tiny_params
 from shipped_params import read_workspace_params, write_workspace_params
-from mmib import lifeline, stages
+from mmib import lifeline
+from mmib.stages import baselines, evaluate, train
 from mmib.config import default_params
 from mmib.errors import InputError
 from mmib.method_params import MSDIBParams
@@ -47,7 +48,9 @@ PREPROCESS = _preprocess_main()
 def run_stage(stage: str, dataset: str = "tiny") -> int:
     if stage == "preprocess":
         return PREPROCESS([dataset])
-    return stages.main(stage, [dataset])
+    if stage in ("warmup", "calibrate"):
+        return train.main(stage, [dataset])
+    return {"evaluate": evaluate, "baselines": baselines}[stage].main([dataset])
 
 
 def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:

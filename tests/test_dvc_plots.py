@@ -17,7 +17,7 @@ import pytest
 
 from fresh_clone import REPO, fresh_clone, run
 from mmib import offline_plots
-from mmib.stages import CURVE_COLUMNS, _curves_frame
+from mmib.stages.train import CURVE_COLUMNS, _curves_frame
 
 PLOTS = REPO / ".dvc" / "plots"
 SCRIPT = re.compile(r'<script data-library="([^@"]+)@([^"]+)">\n(.*?)\n    </script>', re.S)

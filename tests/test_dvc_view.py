@@ -38,8 +38,9 @@ def test_only_the_headline_metrics_file_is_a_dvc_metrics_file():
     assert [next(iter(m)) for m in summarize["metrics"]] == ["metrics/metrics.json"]
     outs = {next(iter(o)) if isinstance(o, dict) else o: o for o in summarize["outs"]}
     assert outs["metrics/details.json"]["metrics/details.json"]["cache"] is False  # committable (item 9)
-    from mmib import experiments, stages
-    assert Path(experiments.DETAILS_FILE) == stages.DETAILS_PATH
+    from mmib import experiments
+    from mmib.stages import paths
+    assert Path(experiments.DETAILS_FILE) == paths.DETAILS_PATH
 
 
 def _headline(acc: float) -> dict:

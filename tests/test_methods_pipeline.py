@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmib import stages
+from mmib.stages import evaluate as evaluate_stage, paths, train as train_stage
 from mmib.config import parse_params
 from shipped_params import shipped_params
 from mmib.methods import registry
@@ -53,12 +53,12 @@ def workdir(tmp_path, monkeypatch):
 @pytest.mark.parametrize("method", ["clib", "msdib", "omib"])
 def test_method_runs_through_the_stages(workdir, method):
     params = tiny_params(method)
-    stages.train("warmup", DATASET, params)
-    stages.train("calibrate", DATASET, params)
-    state = torch.load(stages.model_path(DATASET, "calibrate", 0), weights_only=True)
+    train_stage.train("warmup", DATASET, params)
+    train_stage.train("calibrate", DATASET, params)
+    state = torch.load(paths.model_path(DATASET, "calibrate", 0), weights_only=True)
     assert registry.method_of_state(state) == method
-    result = stages.evaluate(DATASET, params)
-    saved = json.loads(stages.evaluation_path(DATASET).read_text())
+    result = evaluate_stage.evaluate(DATASET, params)
+    saved = json.loads(paths.evaluation_path(DATASET).read_text())
     assert saved["method"] == method == result["method"]
     for key in ("acc", "nmi", "ari", "ece", "mean_confidence"):
         assert 0.0 <= saved[key]["mean"] <= 100.0
@@ -96,8 +96,8 @@ def test_clib_evaluation_writes_figure_tables_and_the_hard_sample_study(workdir)
     params = tiny_params("clib")
     params = params.model_copy(update={"seeds": [0, 1]})
     for stage in ("warmup", "calibrate"):
-        stages.train(stage, DATASET, params)
-    saved = stages.evaluate(DATASET, params)
+        train_stage.train(stage, DATASET, params)
+    saved = evaluate_stage.evaluate(DATASET, params)
     hard = saved["hard_samples"]
     assert hard["fraction"] == 0.2 and hard["n_samples"] == 12  # ceil(0.2 * 60)
     for when in ("first_calibration_epoch", "end"):

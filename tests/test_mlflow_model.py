@@ -191,7 +191,7 @@ def test_the_evaluate_call_logs_into_its_run_and_registers_only_the_default_run(
 
 def test_evaluate_with_tracking_off_does_not_import_the_model_module(monkeypatch):
     """``MMIB_TRACKING=0`` never imports mlflow: evaluate must not import this module (it imports mlflow)."""
-    from mmib import stages
+    from mmib.stages import evaluate as evaluate_stage, traced_seeds
     from mmib.config import parse_params as parse
 
     monkeypatch.setenv("MMIB_TRACKING", "0")
@@ -202,5 +202,5 @@ def test_evaluate_with_tracking_off_does_not_import_the_model_module(monkeypatch
 
     with tracking.start_stage_run("evaluate", "blobs", {}, device="cpu") as run:  # tracking off: a no-op run
         assert not run.enabled
-        stages._log_evaluation(run, "blobs", parse(apply_overrides(shipped_params(), TINY)), "clib", result,
-                               stages.TracedSeeds(), [])
+        evaluate_stage._log_evaluation(run, "blobs", parse(apply_overrides(shipped_params(), TINY)), "clib", result,
+                               traced_seeds.TracedSeeds(), [])

@@ -7,7 +7,7 @@ training:
 
 1. **Dynamic, poisoned labels** (:func:`test_training_never_touches_labels`).
    A tiny processed ``.npz`` WITH labels is written in ``tmp_path``. During
-   ``stages.train("warmup")`` and ``stages.train("calibrate")``:
+   ``train_stage.train("warmup")`` and ``train_stage.train("calibrate")``:
 
    - ``load_processed`` (in every ``mmib`` module that holds it) is replaced
      by a loader that returns the real views and cluster count but, in place
@@ -20,7 +20,7 @@ training:
      original ``load_processed`` imported under another name) raises
      :class:`LabelAccess` when its ``"labels"`` array is read.
 
-   Training must complete. As a positive control, ``stages.evaluate`` under
+   Training must complete. As a positive control, ``evaluate_stage.evaluate`` under
    the same guards MUST raise :class:`LabelAccess`, which proves the guards
    see a real label access (the test is not vacuous).
 2. **Unlabelled data** (:func:`test_training_works_without_labels`): an
@@ -31,8 +31,8 @@ training:
    ``src/mmib/methods/*.py`` must not call ``np.load``, refer to
    ``load_processed`` or import ``mmib.data``, contain the ``"labels"`` key
    as a string, or read a ``y`` parameter (``fit(views, y=None)`` accepts it
-   for scikit-learn and must ignore it). The AST of ``stages.train`` and
-   ``stages._training_views`` must not READ any name, attribute or string
+   for scikit-learn and must ignore it). The AST of ``train_stage.train`` and
+   ``training_inputs.training_views`` must not READ any name, attribute or string
    containing ``label`` (docstrings excepted); storing into a discarded
    ``_labels`` is the only allowed mention.
 """
@@ -49,7 +49,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmib import stages
+from mmib.stages import evaluate as evaluate_stage, paths, train as train_stage, training_inputs
 from mmib.config import Params, parse_params
 from shipped_params import shipped_params
 from mmib.data import processed as processed_module
@@ -199,21 +199,21 @@ def test_training_never_touches_labels(workdir, monkeypatch):
     write_tiny_npz(workdir, with_labels=True)
     install_guards(monkeypatch)
     params = tiny_params()
-    stages.train("warmup", DATASET, params)
-    stages.train("calibrate", DATASET, params)
-    assert stages.model_path(DATASET, "calibrate", 0).is_file()
+    train_stage.train("warmup", DATASET, params)
+    train_stage.train("calibrate", DATASET, params)
+    assert paths.model_path(DATASET, "calibrate", 0).is_file()
     # positive control: evaluation reads labels, and the guards catch it
     with pytest.raises(LabelAccess):
-        stages.evaluate(DATASET, params)
+        evaluate_stage.evaluate(DATASET, params)
 
 
 def test_training_works_without_labels(workdir):
     write_tiny_npz(workdir, with_labels=False)
     params = tiny_params()
-    stages.train("warmup", DATASET, params)
-    stages.train("calibrate", DATASET, params)
-    assert stages.model_path(DATASET, "calibrate", 0).is_file()
-    result = stages.evaluate(DATASET, params)
+    train_stage.train("warmup", DATASET, params)
+    train_stage.train("calibrate", DATASET, params)
+    assert paths.model_path(DATASET, "calibrate", 0).is_file()
+    result = evaluate_stage.evaluate(DATASET, params)
     assert result["labels"] is False and "acc" not in result and "no labels" in result["note"]
 
 
@@ -271,7 +271,7 @@ def test_methods_never_read_labels(path):
     assert not problems, "training code must not read labels:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("fn", [stages.train, stages._training_views], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("fn", [train_stage.train, training_inputs.training_views], ids=lambda f: f.__name__)
 def test_train_source_never_reads_labels(fn):
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     docstrings = _docstring_nodes(tree)

@@ -27,7 +27,7 @@ import torch
 import yaml
 
 from fresh_clone import REPO, clone_env, fresh_clone, run, tiny_dataset, tiny_params
-from mmib import stages
+from mmib.stages import paths, train as train_stage
 from mmib.config import parse_params
 from mmib.data.freshness import check_sources_unchanged
 from mmib.errors import InputError
@@ -299,7 +299,7 @@ def test_identical_cpu_runs_write_identical_model_files(processed_tiny, tiny_rep
     runs = []
     for _ in range(2):
         for stage in ("warmup", "calibrate"):
-            stages.train(stage, "tiny", processed_tiny)
+            train_stage.train(stage, "tiny", processed_tiny)
         runs.append({p.relative_to(tiny_repo).as_posix(): p.read_bytes()
                      for p in sorted((tiny_repo / "models").rglob("*.pt"))})
     assert len(runs[0]) == 2 and runs[0] == runs[1]
@@ -333,9 +333,9 @@ class _Payload:
 
 def test_a_crafted_state_is_refused_without_running_its_code(processed_tiny, tiny_repo):
     marker = tiny_repo / "pwned"
-    stages.train("warmup", "tiny", processed_tiny)
-    stages.train("calibrate", "tiny", processed_tiny)
-    path = stages.model_path("tiny", "calibrate", 0)
+    train_stage.train("warmup", "tiny", processed_tiny)
+    train_stage.train("calibrate", "tiny", processed_tiny)
+    path = paths.model_path("tiny", "calibrate", 0)
     state = torch.load(path, weights_only=True)
     torch.save({**state, "history": _Payload(marker)}, path)  # as if pulled from a shared remote
     with pytest.raises(InputError, match="weights_only"):

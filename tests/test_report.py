@@ -50,7 +50,7 @@ def _baselines() -> dict:
 @pytest.fixture()
 def built(tmp_path, monkeypatch) -> tuple[str, pd.DataFrame]:
     """Fake evaluate / baselines outputs for caltech_2v (in the papers) and mfeat (not), then the stage."""
-    from mmib import stages
+    from mmib.stages import report as report_stage
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MMIB_TRACKING", "0")
@@ -67,7 +67,7 @@ def built(tmp_path, monkeypatch) -> tuple[str, pd.DataFrame]:
     raw = shipped_params()
     raw.update(datasets=["caltech_2v", "mfeat"], seeds=[0, 1, 2])
     raw["report"]["benchmark"] = "benchmarks/quality.jsonl"
-    stages.report(parse_params(raw), paper_path=PAPER_CSV)
+    report_stage.report(parse_params(raw), paper_path=PAPER_CSV)
     md = (tmp_path / "metrics" / "report.md").read_text()
     frame = pd.read_csv(tmp_path / "metrics" / "report.csv")
     return md, frame
@@ -186,11 +186,11 @@ def test_a_missing_benchmark_file_names_the_param(tmp_path):
 
 
 def test_missing_input_is_an_input_error(tmp_path, monkeypatch):
-    from mmib import stages
+    from mmib.stages import report as report_stage
     from mmib.errors import InputError
 
     monkeypatch.chdir(tmp_path)
     raw = shipped_params()
     raw.update(datasets=["caltech_2v"])
     with pytest.raises(InputError, match="evaluate output missing"):
-        stages.report(parse_params(raw), paper_path=PAPER_CSV)
+        report_stage.report(parse_params(raw), paper_path=PAPER_CSV)

@@ -494,7 +494,7 @@ def test_runs_log_only_the_params_they_use():
     evaluate logs what its models were trained with and `evaluate.*`, report only this run's
     paper names."""
     from mmib.config import default_params
-    from mmib.stages import tracked_params
+    from mmib.stages.declared import tracked_params
 
     params = default_params().model_copy(update={"method": "clib", "datasets": ["caltech_2v"]})
     for stage in ("warmup", "calibrate", "evaluate"):

@@ -21,7 +21,12 @@ import yaml
 
 from fresh_clone import REPO, tiny_dataset, tiny_params
 from shipped_params import write_workspace_params
-from mmib import stages
+from mmib.stages import baselines as baselines_stage
+from mmib.stages import evaluate as evaluate_stage
+from mmib.stages import report as report_stage
+from mmib.stages import seed_pool
+from mmib.stages import summarize as summarize_stage
+from mmib.stages import train as train_stage
 from mmib.config import load_params
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -56,18 +61,18 @@ def unlabelled(tmp_path, monkeypatch):
     monkeypatch.setenv("MMIB_TRACKING", "0")
     monkeypatch.delenv("MMIB_DATA_ROOT", raising=False)
     # the seeds one after the other in this process: the worker pool is tested elsewhere
-    monkeypatch.setattr(stages, "_fit_all_seeds", lambda stage, dataset, params, run=None: [
-        stages._fit_seed(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(params.seeds)])
+    monkeypatch.setattr(train_stage, "fit_all_seeds", lambda stage, dataset, params, run=None: [
+        seed_pool.fit_seed(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(params.seeds)])
     _preprocess()
     params = load_params("params.yaml")
     for stage in ("warmup", "calibrate"):
-        stages.train(stage, "tiny", params)
+        train_stage.train(stage, "tiny", params)
     return tmp_path, params, raw
 
 
 def test_unlabelled_data_finishes_the_pipeline(unlabelled):
     work, params, _raw = unlabelled
-    result = stages.evaluate("tiny", params)
+    result = evaluate_stage.evaluate("tiny", params)
     assert result["labels"] is False and "ACC" in result["note"]
     assert not {"acc", "nmi", "ari", "ece", "per_seed", "hard_samples"} & set(result)
     free = result["label_free"]
@@ -84,13 +89,13 @@ def test_unlabelled_data_finishes_the_pipeline(unlabelled):
     assert {"training_curves.png", "tsne.png", "convergence.png"} <= {p.name for p in (work / "metrics" / "tiny" / "plots").iterdir()}
     assert not (work / "metrics" / "tiny" / "plots" / "reliability.png").exists()  # needs labels
 
-    baselines = stages.baselines("tiny", params)
+    baselines = baselines_stage.baselines("tiny", params)
     assert baselines["methods"] == {} and "no labels" in baselines["note"]
-    summary = stages.summarize(params)
+    summary = summarize_stage.summarize(params)
     assert summary["tiny"]["mean_confidence"]["mean"] == pytest.approx(free["mean_confidence"]["mean"])
     assert "acc" not in summary["tiny"] and summary["tiny"]["label_free"]["seed_agreement"]
     assert "tiny: no labels" in (work / "metrics" / "metrics.md").read_text()
-    stages.report(params)
+    report_stage.report(params)
     assert "no labels" in (work / "metrics" / "report.md").read_text()
 
 
@@ -99,7 +104,7 @@ def test_labelled_data_gets_the_assignments_too(unlabelled):
     raw["catalog"]["tiny"]["labels"] = "y.npy"  # the same views, now with labels: the models still apply
     write_workspace_params(work / "params.yaml", raw)
     _preprocess()
-    result = stages.evaluate("tiny", load_params("params.yaml"))
+    result = evaluate_stage.evaluate("tiny", load_params("params.yaml"))
     assert result["labels"] is True and 0 <= result["acc"]["mean"] <= 100 and "note" not in result
     assert result["label_free"]["seed_agreement"]["n_pairs"] == 1
     assignments = pd.read_csv(work / "metrics" / "tiny" / "assignments.csv")

@@ -78,3 +78,9 @@ def write_npz(target: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def write_csv(target: str | os.PathLike, frame: Any) -> None:
+    """A pandas DataFrame as CSV, without its index, floats to 6 significant digits."""
+    with atomic_path(target) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")

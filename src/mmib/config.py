@@ -118,6 +118,11 @@ class ReportParams(_Strict):
     benchmark: str = Field(min_length=1)  # quality-benchmark results (JSON lines) whose paper-reading rows are shown
 
 
+class CLIBSection(_Strict):
+    """``clib:``, empty: CLIB reads the top-level alpha, beta, model, warmup, calibrate. The section
+    exists so dvc.yaml's ``${method}`` names the active method's section for every method."""
+
+
 class Params(_Strict):
     datasets: list[str] = Field(min_length=1)
     seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(min_length=1)  # distinct (checked below)
@@ -131,6 +136,7 @@ class Params(_Strict):
     warmup: WarmupParams
     calibrate: CalibrateParams
     evaluate: EvaluateParams
+    clib: CLIBSection = CLIBSection()
     msdib: MSDIBParams
     omib: OMIBParams
     baselines: BaselinesParams

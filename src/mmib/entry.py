@@ -1,4 +1,4 @@
-"""What every pipeline entry point (``pipeline/*.py``) does around its work.
+"""What every pipeline entry point (``pipeline/*.py``) does around its work (:func:`mmib.stages.cli.main`).
 
 It ends with the process that launched it (:mod:`mmib.lifeline`), bound
 before the heavy imports, and holds the repository's stage lock for its
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator, Sequence
+from typing import Iterator
 
 from mmib import lifeline, stage_lock
 
@@ -22,10 +22,3 @@ def stage_process(stage: str, params_path: str | os.PathLike) -> Iterator[None]:
     with stage_lock.exclusive_run(os.environ.get("DVC_STAGE") or stage, params_path, owner):
         yield
 
-
-def run_stage(stage: str, argv: Sequence[str] | None = None) -> int:
-    """The command line of a stage of :mod:`mmib.stages` (``pipeline/<stage>.py``): exit status."""
-    lifeline.bind_to_launcher()  # before importing torch, pandas and the rest (seconds)
-    from mmib import stages
-
-    return stages.main(stage, None if argv is None else list(argv))

@@ -24,7 +24,7 @@ import pandas as pd
 from mmib.atomic_io import atomic_path, write_text
 
 METRICS_FILE = "metrics/metrics.json"
-DETAILS_FILE = "metrics/details.json"  # summarize's plain output (mmib.stages.DETAILS_PATH): not in `dvc exp show`
+DETAILS_FILE = "metrics/details.json"  # summarize's plain output (mmib.stages.paths.DETAILS_PATH): not in `dvc exp show`
 COLUMNS = ("experiment", "rev", "method", "recipe", "alpha", "beta", "n_seeds", "dataset", "metric", "mean", "std")
 SHOWN = ("acc", "nmi", "ece", "mean_confidence")
 
@@ -148,7 +148,7 @@ def write_ablations(records: list[dict[str, Any]], out: Path = Path("metrics")) 
     """Tables 2, 3, 5 (markdown + CSV) and the alpha x beta heatmaps; returns the files written."""
     from mmib import ablations, plots
     from mmib.report import load_paper_table
-    from mmib.stages import PAPER_TABLES
+    from mmib.stages.paths import PAPER_TABLES
 
     names: dict[str, str] = {}  # each experiment's own `report.paper_names`
     for rec in records:

@@ -1,6 +1,6 @@
 """Seed runs of a training stage: the seed workers report, the stage process logs.
 
-Seeds train in worker processes (:func:`mmib.stages._fit_all_seeds`). Each
+Seeds train in worker processes (:func:`mmib.stages.seed_pool.fit_all_seeds`). Each
 would pay for ``import mlflow`` and a store of its own (4-7 s on a busy
 2-core machine, measured) and write to the SQLite store beside the others.
 Instead a worker sends plain events through a queue (:class:`SeedReporter`,

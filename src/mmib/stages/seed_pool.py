@@ -1,0 +1,94 @@
+"""The seeds of a training stage, in parallel single-thread worker processes on the CPU (in turn on a GPU)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmib.config import Params
+from mmib.stages.paths import model_path
+from mmib.stages.training_inputs import supervised_targets, training_views
+from mmib.state_io import load_state
+
+_SEED_EVENTS: Any = None
+"""In a seed worker process: the queue its seed run's events go to (:mod:`mmib.seed_runs`)."""
+
+
+def _init_seed_worker(parent: int, events: Any) -> None:
+    """Initializer of the seed workers: end with the stage process; report to ``events``."""
+    from mmib.lifeline import die_with_parent
+
+    global _SEED_EVENTS
+    die_with_parent(parent)
+    _SEED_EVENTS = events
+
+
+def fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int,
+              events: Any = None) -> tuple[dict, str, dict]:
+    """Train one seed (in a worker process on the CPU); returns its state, device name and this
+    stage's history with the timings (which the state leaves out: they go to MLflow and the curves).
+
+    On the CPU every seed runs on exactly one torch thread, whatever the
+    number of workers, so the numbers do not depend on the machine's cores.
+    ``events`` (default: the worker's queue, :func:`_init_seed_worker`; None: no tracking):
+    where the seed's MLflow run is reported, opened around the training, each epoch's values as
+    it ends (:mod:`mmib.seed_runs`; the stage process logs them, so no worker imports MLflow).
+    """
+    import torch
+
+    from mmib.config import Params
+    from mmib.epoch_metrics import EpochLogger
+    from mmib.methods import registry
+    from mmib.seed_runs import seed_report
+
+    params = Params.model_validate(params_dict)
+    views, n_clusters = training_views(dataset)
+    with seed_report(events if events is not None else _SEED_EVENTS, seed) as run:
+        model = registry.build(params, n_clusters, seed)
+        model.progress_position = position
+        if model.resolved_device().type == "cpu":
+            torch.set_num_threads(1)
+        run.set_tags({"device": model.resolved_device()})
+        epochs = EpochLogger(run)
+        epochs.attach(model)
+        supervision = supervised_targets(dataset, params, seed) if params.method in registry.SUPERVISED else ()
+        if stage == "warmup":
+            model.fit_warmup(views, *supervision)
+        else:
+            model.load_state(load_state(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
+            model.fit_calibration(views, *supervision)
+        epochs.finish(model.history_[stage])
+    return model.state(), str(model.device_), model.history_[stage]
+
+
+def fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) -> list[tuple[dict, str, dict]]:
+    """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
+
+    All seeds start at once (up to two per core): single-thread processes
+    time-share the cores without the spin-waiting of oversubscribed thread
+    pools, and no core idles while the last seed finishes. One seed runs in
+    this process.
+    """
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mmib.runtime import resolve_device
+
+    seeds = list(params.seeds)
+    jobs = [(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(seeds)]
+    workers = min(len(seeds), 2 * (os.cpu_count() or 1))
+    if resolve_device(params.device).type != "cpu" or workers == 1:
+        return [fit_seed(*job, events=events) for job in jobs]
+    # spawn, not fork: forking after torch has started its thread pools can hang
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_init_seed_worker, initargs=(os.getpid(), events)) as pool:
+        return list(pool.map(fit_seed, *zip(*jobs)))
+
+
+def seed_event_queue(run: Any) -> Any:
+    """The queue the seeds report their MLflow runs to (:mod:`mmib.seed_runs`): a process queue,
+    which seed worker processes inherit and this process can use too; None when tracking is off."""
+    import multiprocessing as mp
+
+    return mp.get_context("spawn").Queue() if run.enabled else None
+
