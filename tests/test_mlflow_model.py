@@ -52,8 +52,10 @@ def trained(tmp_path_factory):
     state_file = tmp / "seed7.pt"
     save_state(state_file, model.state())
     write_scaler("blobs", raw, params.preprocess.scaling, tmp)
+    from mmib.tracking import in_store_directory
+
     mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
-    with mlflow.start_run():
+    with in_store_directory(), mlflow.start_run():  # the Default experiment's artifacts beside its db, not in the cwd
         logged = log_clusterer(state_file, params, "blobs", views, scaler_path("blobs", tmp),
                                registered_name="clib-blobs")
     return {"raw": raw, "views": views, "model": model, "logged": logged, "tmp": tmp}
