@@ -79,21 +79,31 @@ def write_scaler(name: str, raw_views: list[np.ndarray], scaling: str,
     return path
 
 
+def _read_npz(path: Path, what: str, kind: str, field: str, rerun: str, missing_fix: str) -> dict[str, np.ndarray]:
+    """Every array of an .npz written by this module (no pickles), or an InputError naming ``path``,
+    ``field`` and the re-run that makes it again (``what`` is not found; ``kind`` is not readable)."""
+    if not path.is_file():
+        raise InputError(f"{what} not found", file=str(path), field=field, fix=missing_fix)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"not a readable {kind} ({type(exc).__name__}: {exc})", file=str(path), field=field,
+                         fix=f"delete it and {rerun}") from None
+
+
 def load_scaler(path: str | os.PathLike) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
     """``(scaling, [(offset, scale) per view])`` from a ``<name>.scaler.npz`` (no pickles)."""
     path = Path(path)
     rerun = f"run `dvc repro preprocess@{path.name.split('.')[0]}`"
-    if not path.is_file():
-        raise InputError("preprocessing scaler not found", file=str(path), field="preprocess.scaling",
-                         fix=f"{rerun} (it writes the scaler beside the processed .npz)")
+    arrays = _read_npz(path, "preprocessing scaler", "scaler", "preprocess.scaling", rerun,
+                       f"{rerun} (it writes the scaler beside the processed .npz)")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
         n_views = sum(1 for k in arrays if k.startswith("offset"))
         views = [(arrays[f"offset{m}"].astype(np.float64), arrays[f"scale{m}"].astype(np.float64))
                  for m in range(n_views)]
         scaling = str(np.ravel(arrays["scaling"])[0])  # write_npz stores a scalar as shape (1,)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+    except (ValueError, KeyError) as exc:
         raise InputError(f"not a readable scaler ({type(exc).__name__}: {exc})", file=str(path),
                          field="preprocess.scaling", fix=f"delete it and {rerun}") from None
     if not views or any(o.shape != s.shape or o.ndim != 1 for o, s in views):
@@ -106,15 +116,8 @@ def load_processed(path: str | os.PathLike) -> tuple[list[np.ndarray], np.ndarra
     """(views float32, labels int64 or None, n_clusters) from a processed .npz."""
     path = Path(path)
     rerun = f"run `dvc repro preprocess@{path.stem}`"
-    if not path.is_file():
-        raise InputError("processed dataset not found", file=str(path), field="datasets",
-                         fix=f"{rerun} first (or check the dataset name)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise InputError(f"not a readable .npz ({type(exc).__name__}: {exc})", file=str(path),
-                         field="datasets", fix=f"delete it and {rerun}") from None
+    arrays = _read_npz(path, "processed dataset", ".npz", "datasets", rerun,
+                       f"{rerun} first (or check the dataset name)")
     n_views = sum(1 for k in arrays if k.startswith("view"))
     wanted = [f"view{i}" for i in range(max(n_views, 1))] + ["n_clusters"]
     missing = [k for k in wanted if k not in arrays]
