@@ -179,6 +179,17 @@ def recipe_overrides(recipe: str, extra: list[str]) -> list[str]:
     return list(extra)
 
 
+def read_rows(path: str | Path) -> list[dict]:
+    """The results of a benchmark file (one JSON object per line)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def mean_std_cell(rows: list[dict], key: str, empty: str = "—") -> str:
+    """``mean ± std`` over the rows that hold ``key`` (one decimal), or ``empty``."""
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return f"{np.mean(vals):.1f} ± {np.std(vals):.1f}" if vals else empty
+
+
 def summarise(rows: list[dict]) -> str:
     keys = ["acc", "nmi", "ari", "ece", "mean_confidence", "ece_head", "temperature", "warmup_km_acc", "cold_start_acc", "k_first", "k_last",
             "seconds"]
@@ -187,17 +198,14 @@ def summarise(rows: list[dict]) -> str:
         groups.setdefault((r["dataset"], r["recipe"]), []).append(r)
     lines = ["| dataset | recipe | seeds | " + " | ".join(keys) + " |", "|---" * (len(keys) + 3) + "|"]
     for (ds, rec), rs in sorted(groups.items()):
-        cells = []
-        for k in keys:
-            vals = [r[k] for r in rs if r.get(k) is not None]
-            cells.append(f"{np.mean(vals):.1f} ± {np.std(vals):.1f}" if vals else "—")
+        cells = [mean_std_cell(rs, k) for k in keys]
         lines.append(f"| {ds} | {rec} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def summarise_file(path: str, recipes: list[str] | None = None) -> str:
     """The summary table of a results file (``python benchmarks/quality.py --summarise FILE``)."""
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    rows = read_rows(path)
     return summarise([r for r in rows if recipes is None or r["recipe"] in recipes])
 
 
@@ -224,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mode", default="seeds_and_ncuts", choices=["head", "seeds", "seeds_and_ncuts"])
     args = ap.parse_args(argv)
     if args.retemper:  # re-score a finished file's confidence with another calibrate.confidence mode
-        rows = [json.loads(line) for line in Path(args.retemper).read_text().splitlines()]
+        rows = read_rows(args.retemper)
         for r in rows:
             if "ece_head" in r and r.get("recipe") not in ("paper",):
                 r["confidence"] = args.mode
@@ -241,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
 
     recipes = [r for rec in args.recipes for r in (["ALLKM", "ALLNcuts"] if rec == "baselines" else [rec])]
     out = Path(args.out)
-    done = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    done = read_rows(out) if out.exists() else []
     seen = {(r["dataset"], r["recipe"], r["seed"]) for r in done}
     jobs = []
     for ds in args.datasets:

@@ -20,19 +20,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import mean_std_cell, read_rows  # noqa: E402
+
 PAPER_TARGETS = {"caltech_2v": (68.6, 60.5)}  # the CLIB paper's best of 20 on Caltech-2V (ACC, NMI)
 BASELINES = ("ALLKM", "ALLNcuts")
 COLUMNS = ["acc", "nmi", "ari", "ece", "mean_confidence", "ece_head", "cold_start_acc"]
-
-
-def _cell(rows: list[dict], key: str) -> str:
-    vals = [r[key] for r in rows if r.get(key) is not None]
-    return f"{np.mean(vals):.1f} ± {np.std(vals):.1f}" if vals else ""
 
 
 def _mean(rows: list[dict], key: str) -> float | None:
@@ -78,7 +76,7 @@ def table(rows: list[dict], target_recipe: str = "default") -> str:
         for (d, recipe), rs in sorted(groups.items(), key=lambda kv: order.get(kv[0][1], 99)):
             if d != ds:
                 continue
-            cells = [ds, recipe, str(len(rs)), *(_cell(rs, k) for k in COLUMNS)]
+            cells = [ds, recipe, str(len(rs)), *(mean_std_cell(rs, k, empty="") for k in COLUMNS)]
             k0, k1 = _mean(rs, "k_first"), _mean(rs, "k_last")
             cells.append(f"{k0:.0f} -> {k1:.0f}" if k0 else "")
             is_clib = recipe not in BASELINES
@@ -93,8 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("results", help="a results file of benchmarks/quality.py (JSON lines)")
     ap.add_argument("--target-recipe", default="default", help="the recipe whose targets are checked")
     args = ap.parse_args(argv)
-    rows = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
-    print(table(rows, args.target_recipe))
+    print(table(read_rows(args.results), args.target_recipe))
 
 
 if __name__ == "__main__":
