@@ -115,9 +115,7 @@ def scale_view(x: np.ndarray, method: str) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     offset, scale = fit_scaler(x, method)
-    if method == "none":
-        return x.copy()
-    return (x - offset) / scale
+    return (x - offset) / scale  # "none": offset 0, scale 1, so an exact copy
 
 
 def encode_labels(y: np.ndarray) -> np.ndarray:
