@@ -59,11 +59,14 @@ def built(tmp_path, monkeypatch) -> tuple[str, pd.DataFrame]:
             path = tmp_path / "metrics" / stage / f"{ds}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(obj))
-    bench = tmp_path / "benchmarks" / "quality.jsonl"  # the paper's reading, two seeds, caltech_2v only
+    bench = tmp_path / "benchmarks" / "quality.jsonl"  # the paper's reading on caltech_2v, MSDIB on mfeat
     bench.parent.mkdir()
-    bench.write_text("".join(json.dumps({"dataset": "caltech_2v", "recipe": recipe, "seed": s, "acc": acc,
+    bench.write_text("".join(json.dumps({"dataset": ds, "recipe": recipe, "seed": s, "acc": acc,
                                          "nmi": 30.0, "ari": 20.0, "ece": 10.0 + s}) + "\n"
-                             for recipe, s, acc in (("paper", 0, 40.0), ("paper", 1, 44.0), ("default", 0, 99.0))))
+                             for ds, recipe, s, acc in (("caltech_2v", "paper", 0, 40.0),
+                                                        ("caltech_2v", "paper", 1, 44.0),
+                                                        ("caltech_2v", "default", 0, 99.0),
+                                                        ("mfeat", "msdib", 0, 60.0), ("mfeat", "msdib", 1, 63.0))))
     raw = shipped_params()
     raw.update(datasets=["caltech_2v", "mfeat"], seeds=[0, 1, 2])
     raw["report"]["benchmark"] = "benchmarks/quality.jsonl"
@@ -176,6 +179,22 @@ def test_the_papers_reading_row_comes_from_the_quality_benchmark(built):
     assert row[1] == "42.0 ± 2.0" and row[3] == "30.0 ± 0.0" and row[5] == "10.5 ± 0.5"
     assert "99.0" not in md
     assert _row(_section(md, "mfeat"), "CLIB, the paper's literal reading")[1] == DASH
+
+
+def test_the_msdib_row_comes_from_the_benchmark_when_the_run_did_not_train_msdib(built):
+    md, _frame = built
+    assert _row(_section(md, "mfeat"), "MSDIB")[1] == "61.5 ± 1.5"  # the two "msdib" records
+    assert _row(_section(md, "caltech_2v"), "MSDIB")[1] == DASH  # no MSDIB record for it
+
+
+def test_a_run_of_msdib_keeps_its_own_row():
+    ours = [{"dataset": "mfeat", "method": "MSDIB", "source": "ours", "metric": "ACC", "value": 70.0}]
+    records = [{"dataset": "mfeat", "recipe": "msdib", "seed": 0, "acc": 50.0},
+               {"dataset": "mfeat", "recipe": "paper", "seed": 0, "acc": 40.0}]
+    added = rp.benchmark_fill("mfeat", ours, records)
+    assert [(r["method"], r["value"]) for r in added] == [("CLIB_paper_reading", 40.0)]
+    added = rp.benchmark_fill("mfeat", [], records)
+    assert [(r["method"], r["value"]) for r in added] == [("CLIB_paper_reading", 40.0), ("MSDIB", 50.0)]
 
 
 def test_a_missing_benchmark_file_names_the_param(tmp_path):

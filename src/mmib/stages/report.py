@@ -42,7 +42,7 @@ def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFram
             lowest[dataset] = int(loaded["evaluate"]["lowest_loss_seed"]["seed"])
     bench = rp.load_benchmark(params.report.benchmark)
     for dataset in params.datasets:
-        rows += rp.benchmark_rows(dataset, bench)
+        rows += rp.benchmark_fill(dataset, rows, bench)
     frame = rp.report_frame(rows)
     md_path, csv_path = REPORT_MD, REPORT_CSV
     write_text(md_path, rp.render_markdown(frame, params.datasets, names, len(params.seeds), lowest, notes))
