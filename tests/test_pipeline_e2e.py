@@ -105,6 +105,10 @@ def _check_mlflow_model(work: Path, assignments: pd.DataFrame, chosen: int) -> N
              if r.data.tags.get("stage") == "evaluate" and "seed" not in r.data.tags]
     assert len(evals) == 3
     assert all(r.data.tags["model_uri"].startswith("models:/") for r in evals)
+    for run in evals:  # the input as an MLflow dataset (the runs table's Dataset column), with labels
+        (given,) = client.get_run(run.info.run_id).inputs.dataset_inputs
+        assert given.dataset.name == "tiny" and given.dataset.source.endswith('data/processed/tiny.npz"}')
+        assert {t.key: t.value for t in given.tags}["mlflow.data.context"] == "evaluation"
     default = [r for r in evals if r.data.tags["dvc_exp"] == "workspace"]
     assert [(r.data.tags.get("registered_model"), r.data.tags["model_seed"]) for r in default] == [
         ("clib-tiny", str(chosen))]

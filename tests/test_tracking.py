@@ -7,6 +7,7 @@ SQLite schema creation each).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -114,6 +115,7 @@ def test_disabled_tracking_is_a_noop(clean_env, tmp_path):
         run.log_curve({"loss": [3.0, 2.0]})
         run.log_artifact(artifact)
         run.log_dict_json({"a": 1}, "x/y.json")
+        run.log_dataset("mfeat", "data/processed/mfeat.npz", [np.zeros((2, 3))], "training")
         run.set_tags({"k": "v"})
     assert list(root.iterdir()) == []
 
@@ -193,6 +195,33 @@ def test_real_run_is_read_back(sqlite_store, tmp_path):
     assert exp.artifact_location == "mlruns"
     assert got.info.artifact_uri == f"mlruns/{run_id}/artifacts"
     assert (sqlite_store.parent / "mlruns" / run_id / "artifacts" / "tables" / "curves.csv").is_file()
+
+
+@pytest.mark.mlflow
+def test_the_input_is_logged_as_a_dataset(sqlite_store):
+    """The runs table's Dataset column: name, source, context, and a schema of the views (labels only
+    where the run reads them); a different input gets a different digest."""
+    from mlflow import MlflowClient
+
+    views = [np.arange(12, dtype=np.float32).reshape(4, 3), np.ones((4, 2), dtype=np.float32)]
+    with start_stage_run("evaluate", "mfeat", {}) as run:
+        run.log_dataset("mfeat", "data/processed/mfeat.npz", views, "evaluation", np.array([0, 1, 0, 1]))
+        evaluated = run.run_id
+    with start_stage_run("warmup", "mfeat", {}) as run:
+        run.log_dataset("mfeat", "data/processed/mfeat.npz", [views[0] + 1, views[1]], "training")
+        trained = run.run_id
+    client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store}")
+    (got,) = client.get_run(evaluated).inputs.dataset_inputs
+    assert got.dataset.name == "mfeat"
+    assert "data/processed/mfeat.npz" in got.dataset.source
+    assert {t.key: t.value for t in got.tags}["mlflow.data.context"] == "evaluation"
+    schema = json.loads(got.dataset.schema)
+    assert [f["name"] for f in json.loads(schema["mlflow_tensorspec"]["features"])] == ["view0", "view1"]
+    assert schema["mlflow_tensorspec"]["targets"] is not None
+    (other,) = client.get_run(trained).inputs.dataset_inputs
+    assert {t.key: t.value for t in other.tags}["mlflow.data.context"] == "training"
+    assert json.loads(other.dataset.schema)["mlflow_tensorspec"]["targets"] is None
+    assert other.dataset.digest != got.dataset.digest
 
 
 @pytest.mark.mlflow

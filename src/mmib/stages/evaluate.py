@@ -32,6 +32,11 @@ def evaluate(dataset: str, params: Params) -> dict[str, Any]:
 
     with tracking.start_stage_run("evaluate", dataset, tracked_params(params, "evaluate"), device="cpu",
                                   pipeline_params=params.model_dump()) as run:
+        if run.enabled:  # the input, with its labels (evaluate is where they are read)
+            from mmib.data.processed import load_processed
+
+            views, labels, _ = load_processed(PROCESSED / f"{dataset}.npz")
+            run.log_dataset(dataset, PROCESSED / f"{dataset}.npz", views, "evaluation", labels)
         result, method, traced, figures = _evaluate(dataset, params)
         _log_evaluation(run, dataset, params, method, result, traced, figures)
     return result

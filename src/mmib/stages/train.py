@@ -11,7 +11,7 @@ from mmib.atomic_io import write_csv
 from mmib.config import Params
 from mmib.stages import cli
 from mmib.stages.declared import tracked_params
-from mmib.stages.paths import MODELS, curves_path, model_path
+from mmib.stages.paths import MODELS, PROCESSED, curves_path, model_path
 from mmib.stages.seed_pool import fit_all_seeds, seed_event_queue
 from mmib.stages.training_inputs import training_views
 from mmib.state_io import save_state
@@ -39,9 +39,10 @@ def train(stage: str, dataset: str, params: Params) -> None:
     """Warm-up (stage 1) or calibration (stage 2) of every seed, with tracking."""
     from mmib import seed_runs, tracking
 
-    training_views(dataset)  # fail early, in this process, on a missing or bad input
+    views, _ = training_views(dataset)  # fail early, in this process, on a missing or bad input
     with tracking.start_stage_run(stage, dataset, tracked_params(params, stage),
                                   pipeline_params=params.model_dump()) as run:
+        run.log_dataset(dataset, PROCESSED / f"{dataset}.npz", views, "training")
         # one child run per seed, reported by the process that trains it (mmib.seed_runs)
         with seed_runs.SeedRunRelay(run, seed_event_queue(run)) as relay:
             results = fit_all_seeds(stage, dataset, params, relay.queue)
