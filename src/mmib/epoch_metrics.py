@@ -13,21 +13,11 @@ logs the whole curves at the end instead.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-_PER_VIEW = re.compile(r"^(?P<name>.+)_view(?P<view>\d+)$")
-AUXILIARY_LOOPS = {"cold start": "cold_start_"}
-"""Epoch loops besides a stage's own, and the prefix of their history keys (``cold_start_loss``)."""
-
-
-def metric_name(key: str) -> str:
-    """MLflow name of a history key: ``fusion_w_view2`` -> ``fusion_w/view2``; others unchanged."""
-    match = _PER_VIEW.match(key)
-    return f"{match['name']}/view{match['view']}" if match else key
-
+from mmib.training_record import AUXILIARY_LOOPS, metric_name
 
 def curves(history: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
     """A stage's history (``{key: per-epoch values}``) under the MLflow names."""

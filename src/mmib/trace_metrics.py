@@ -17,6 +17,7 @@ import pandas as pd
 from mmib import metrics
 from mmib.errors import InputError
 from mmib.methods.trace import TrainingTrace
+from mmib.training_record import TrainingRecord
 
 CONVERGENCE_COLUMNS = ("seed", "epoch", "stage", "loss", "acc", "nmi")
 
@@ -87,7 +88,8 @@ def hard_sample_study(trace: TrainingTrace, final_proba: np.ndarray, labels: np.
 
 def screened_frame(seed: int, calibrate_history: dict[str, list[float]]) -> pd.DataFrame:
     """Screened samples per view per calibration epoch (the per-epoch ``K_m`` of Eq. 9)."""
-    keys = sorted(k for k in calibrate_history if k.startswith("n_selected_view"))
-    rows = [{"seed": seed, "epoch": e + 1, "view": int(k.removeprefix("n_selected_view")), "n_selected": v}
-            for k in keys for e, v in enumerate(calibrate_history[k])]
+    screened = TrainingRecord.of(calibrate_history).screened
+    n_views = len(screened[0]) if screened else 0
+    rows = [{"seed": seed, "epoch": e + 1, "view": m, "n_selected": row[m]}
+            for m in range(n_views) for e, row in enumerate(screened)]
     return pd.DataFrame(rows, columns=("seed", "epoch", "view", "n_selected"))

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from mmib.divergence import check_finite, loss_params
 from mmib.errors import InputError
 from mmib.runtime import resolve_device
+from mmib.training_record import EPOCH_SECONDS, TIMING_KEYS, fusion_weight_key, without_timings
 from mmib.validation import check_args, check_views
 
 STAGE2_SEED_OFFSET = 1_000_003
@@ -45,7 +46,6 @@ def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
     return torch.optim.Adam(list(params), lr=lr, weight_decay=weight_decay, fused=True)
 
 
-TIMING_KEYS = ("epoch_seconds",)  # per-epoch wall-clock records: never part of a saved state
 
 
 class EstimatorBase(BaseEstimator):
@@ -110,7 +110,7 @@ class EstimatorBase(BaseEstimator):
     def _epoch_extras(self) -> dict[str, float]:
         """Per-epoch values recorded besides the batch means (e.g. fusion weights)."""
         weights = getattr(self, "fusion_weights", None)
-        return {f"fusion_w_view{m}": float(w) for m, w in enumerate(weights())} if weights else {}
+        return {fusion_weight_key(m): float(w) for m, w in enumerate(weights())} if weights else {}
 
     def _epoch_bar(self, n_epochs: int, desc: str) -> tqdm:
         """The progress bar over one stage's epochs (one line per seed when seeds train side by side)."""
@@ -147,7 +147,7 @@ class EstimatorBase(BaseEstimator):
             self._check_finite(hist, epoch, n_epochs, desc)
             if after_epoch is not None:
                 after_epoch(epoch)
-            self._show_epoch(bar, epoch, hist[shown][-1], hist["epoch_seconds"][-1])
+            self._show_epoch(bar, epoch, hist[shown][-1], hist[EPOCH_SECONDS][-1])
         return dict(hist)
 
     def _check_finite(self, hist: Mapping[str, list[float]], epoch: int, n_epochs: int, stage: str) -> None:
@@ -213,14 +213,13 @@ class EstimatorBase(BaseEstimator):
         """The method's own fields of a saved state; none by default."""
 
     def saved_history(self) -> dict[str, dict[str, list[float]]]:
-        """``history_`` as a saved state keeps it: without the wall-clock timings (``TIMING_KEYS``).
+        """``history_`` as a saved state keeps it: without the wall-clock timings (:data:`mmib.training_record.TIMING_KEYS`).
 
         Timings differ between identical runs; in a state file they would give
         DVC a new hash for the same model and re-run every stage after it.
         They stay in ``history_`` for MLflow and the curves CSV.
         """
-        return {stage: {k: list(v) for k, v in hist.items() if k not in TIMING_KEYS}
-                for stage, hist in self.history_.items()}
+        return {stage: without_timings(hist) for stage, hist in self.history_.items()}
 
     def _record(self, hist: dict, sums: dict, n_batches: int, t0: float) -> None:
         """Append per-epoch means of the batch values (one device sync per epoch)."""
@@ -228,7 +227,7 @@ class EstimatorBase(BaseEstimator):
             hist[k].append(float(v) / max(n_batches, 1))
         for k, v in self._epoch_extras().items():
             hist[k].append(v)
-        hist["epoch_seconds"].append(time.perf_counter() - t0)
+        hist[EPOCH_SECONDS].append(time.perf_counter() - t0)
 
 
 class WeightedFusionEstimator(EstimatorBase):

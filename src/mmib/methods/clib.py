@@ -33,6 +33,7 @@ from mmib.methods.base import STAGE2_SEED_OFFSET, WeightedFusionEstimator, _adam
 from mmib.methods.clib_model import CLIBNet, Encoded
 from mmib.methods.trace import TrainingTrace
 from mmib.runtime import resolve_device, seed_everything
+from mmib.training_record import COLD_START_LOSS, EPOCH_SECONDS, KMEANS_INERTIA, screened_key
 from mmib.validation import check_args
 
 STATE_FORMAT = "mmib-clib-1"
@@ -179,12 +180,12 @@ class CLIB(WeightedFusionEstimator):
             batches = _batches(xs[0].shape[0], self.calibration_batch_size, gen)
             sums = self._batch_sums(batches, train_batch)
             for m, k in enumerate(targets["k_selected"]):
-                sums[f"n_selected_view{m}"] = k * len(batches)
+                sums[screened_key(m)] = k * len(batches)
             if not math.isnan(targets["kmeans_inertia"]):  # no K-Means this epoch: no inertia curve
-                sums["kmeans_inertia"] = targets["kmeans_inertia"] * len(batches)
+                sums[KMEANS_INERTIA] = targets["kmeans_inertia"] * len(batches)
             self._record(hist, sums, len(batches), t0)
             self._check_finite(hist, epoch, self.calibration_epochs, "calibrate")
-            self._show_epoch(bar, epoch, hist["loss"][-1], hist["epoch_seconds"][-1])
+            self._show_epoch(bar, epoch, hist["loss"][-1], hist[EPOCH_SECONDS][-1])
         p_clu, _ = self._eval_outputs(xs)[1:]
         self.trace_.add_calibration(p_clu.cpu().numpy())  # after the last epoch
         self.history_["calibrate"] = dict(hist)
@@ -338,7 +339,7 @@ class CLIB(WeightedFusionEstimator):
     def _cold_start(self, xs: list[torch.Tensor], gen: torch.Generator, hist: dict) -> None:
         """Fit the heads on a partition of the fused features (``calibrate.cold_start_clusters``: K-Means as
         METHOD.md, a normalized cut of h^f, or of h^f beside the raw views), encoders frozen."""
-        hist["cold_start_loss"] = []
+        hist[COLD_START_LOSS] = []
         if self.calibrate.cold_start_epochs == 0:
             return
         net = self.net_
@@ -365,8 +366,8 @@ class CLIB(WeightedFusionEstimator):
                 loss = loss + sum(F.cross_entropy(head(h[idx]), y) for head, h in zip(net.cal_heads, enc.hs))
                 self._step(opt, loss, net.head_parameters())
                 total = total + loss.detach()
-            hist["cold_start_loss"].append(float(total) / max(len(batches), 1))
-            self._check_finite({"loss": hist["cold_start_loss"]}, epoch, self.calibrate.cold_start_epochs, "cold start")
+            hist[COLD_START_LOSS].append(float(total) / max(len(batches), 1))
+            self._check_finite({"loss": hist[COLD_START_LOSS]}, epoch, self.calibrate.cold_start_epochs, "cold start")
 
     def _epoch_targets(self, xs: list[torch.Tensor], epoch: int) -> dict[str, Any]:
         """Per-epoch targets over all N samples (Section 3.2.1-3.2.2).

@@ -15,6 +15,7 @@ from mmib.config import Params
 from mmib.stages import cli
 from mmib.stages.declared import tracked_params
 from mmib.stages.paths import METRICS, PROCESSED, assignments_path, evaluation_path, model_path
+from mmib.training_record import TrainingRecord
 from mmib.stages.traced_seeds import TracedSeeds
 from mmib.state_io import load_state
 
@@ -229,9 +230,7 @@ def _loss_curves(histories: dict[int, dict]) -> dict[str, list[float]]:
     hist = next(iter(histories.values()))
     curves: dict[str, list[float]] = {}
     for stage in ("warmup", "calibrate"):
-        for key, values in hist.get(stage, {}).items():
-            if key.startswith("fusion_w") or key.startswith("n_selected") or key == "cold_start_loss":
-                continue
+        for key, values in TrainingRecord.of(hist.get(stage, {})).loss_terms.items():
             curves.setdefault(key, [])
             pad = len(hist.get("warmup", {}).get("loss", [])) if stage == "calibrate" else 0
             curves[key] += [float("nan")] * max(0, pad - len(curves[key])) + list(values)
@@ -239,12 +238,8 @@ def _loss_curves(histories: dict[int, dict]) -> dict[str, list[float]]:
 
 
 def _fusion_curve(hist: dict) -> list[list[float]]:
-    rows: list[list[float]] = []
-    for stage in ("warmup", "calibrate"):
-        h = hist.get(stage, {})
-        keys = sorted(k for k in h if k.startswith("fusion_w_view"))
-        rows += [list(r) for r in zip(*(h[k] for k in keys))]
-    return rows
+    """Figure 6: the fusion weights ``[epoch][view]`` over both stages."""
+    return [row for stage in ("warmup", "calibrate") for row in TrainingRecord.of(hist.get(stage, {})).fusion_weights]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,23 +15,24 @@ from mmib.stages.paths import MODELS, PROCESSED, curves_path, model_path
 from mmib.stages.seed_pool import fit_all_seeds, seed_event_queue
 from mmib.stages.training_inputs import training_views
 from mmib.state_io import save_state
+from mmib.training_record import TrainingRecord
 
 CURVE_COLUMNS = ("seed", "epoch", "kind", "term", "value")
-DIAGNOSTIC_PREFIXES = ("fusion_w_", "n_selected_", "epoch_seconds")  # per-epoch series that are not loss terms
 
 
 def _curves_frame(histories: dict[int, dict[str, list[float]]]) -> pd.DataFrame:
     """Every per-epoch series of every seed in long form (:data:`CURVE_COLUMNS`): ``kind`` is
-    ``loss term`` or ``diagnostic`` (fusion weights, screened counts, epoch seconds), so the
-    `dvc plots` template (.dvc/plots/terms.json) draws one panel per loss term, one line per seed."""
+    ``loss term`` or ``diagnostic`` (fusion weights, screened counts, K-Means inertia, epoch seconds;
+    :class:`mmib.training_record.TrainingRecord`), so the `dvc plots` template
+    (.dvc/plots/terms.json) draws one panel per loss term, one line per seed."""
     frames = []
     for seed, hist in histories.items():
-        n = len(hist["loss"]) if "loss" in hist else max((len(v) for v in hist.values()), default=0)
-        cols = {k: v for k, v in hist.items() if len(v) == n}  # per-epoch series only (not the cold start)
-        for term, values in cols.items():
-            kind = "diagnostic" if term.startswith(DIAGNOSTIC_PREFIXES) else "loss term"
-            frames.append(pd.DataFrame({"seed": seed, "epoch": np.arange(1, n + 1), "kind": kind,
-                                        "term": term, "value": values}))
+        record = TrainingRecord.of(hist)
+        epochs = np.arange(1, record.n_epochs + 1)
+        for kind, series in (("loss term", record.loss_terms), ("diagnostic", record.per_epoch_diagnostics())):
+            for term, values in series.items():
+                frames.append(pd.DataFrame({"seed": seed, "epoch": epochs, "kind": kind, "term": term,
+                                            "value": values}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CURVE_COLUMNS)
 
 
