@@ -17,7 +17,7 @@ from mmib.stages import evaluate as evaluate_stage, paths, train as train_stage
 from mmib.config import parse_params
 from shipped_params import shipped_params
 from mmib.methods import registry
-from mmib.report import METHOD_ROWS, dataset_rows
+from mmib.report import dataset_rows
 
 DATASET = "tiny"
 
@@ -74,7 +74,7 @@ def test_method_runs_through_the_stages(workdir, method):
         assert (workdir / "metrics" / DATASET / table).exists()
     assert (traced <= figures) == (method == "clib") and ("hard_samples" in saved) == (method == "clib")
     rows = dataset_rows(DATASET, saved, {"methods": {}}, _empty_paper(), None)
-    assert {r["method"] for r in rows if r["source"] == "ours"} >= {METHOD_ROWS[method]}
+    assert {r["method"] for r in rows if r["source"] == "ours"} >= {registry.spec(method).report_row}
 
 
 def _empty_paper():
@@ -114,3 +114,20 @@ def test_clib_evaluation_writes_figure_tables_and_the_hard_sample_study(workdir)
     assert set(screened["series"]) == {"view0", "view1"} and (screened["n_selected"] >= 30).all()
     weights = pd.read_csv(out / "fusion_weights.csv")
     assert np.allclose(weights.groupby("epoch")["weight"].sum(), 1.0, atol=1e-5)
+
+
+def test_the_method_table_answers_what_the_stages_used_to_ask_by_name():
+    """mmib.methods.table: every method's report row, trade-off params and switches."""
+    from mmib.methods import table
+
+    assert set(table.METHODS) == {"clib", "msdib", "omib"} and table.SUPERVISED == {"omib"}
+    params = {"alpha": 0.3, "beta": 0.2, "msdib": {"alpha": 0.7, "beta": 0.1}, "omib": {"beta": 0.5}}
+    assert table.trade_off("clib", params) == (0.3, 0.2)
+    assert table.trade_off("msdib", params) == (0.7, 0.1)
+    assert table.trade_off("omib", params) == (None, None)  # its beta is capped by M_u: no trade-off
+    assert [m for m, s in table.METHODS.items() if s.fits_temperature] == ["clib"]
+    assert [m for m, s in table.METHODS.items() if s.lowest_loss_row] == ["clib"]
+    from mmib.errors import InputError
+
+    with pytest.raises(InputError, match="unknown method 'dec'"):
+        table.spec("dec")

@@ -47,12 +47,11 @@ def _revisions(show: list[dict]) -> Iterator[tuple[str, dict]]:
 
 
 def _trade_off(params: dict, method: str) -> tuple[Any, Any]:
-    """Each method's own alpha/beta: CLIB's are top-level, MSDIB's in `msdib:`; OMIB has none
-    (its beta is capped by the bound M_u)."""
-    if method == "omib":
-        return "—", "—"
-    own = params if method == "clib" else params.get(method, {})
-    return own.get("alpha", "—"), own.get("beta", "—")
+    """Each method's own alpha/beta, where :data:`mmib.methods.table.METHODS` says it keeps them
+    (CLIB top level, MSDIB in `msdib:`; OMIB has none: its beta is capped by the bound M_u); "—" if none."""
+    from mmib.methods.table import trade_off
+
+    return tuple("—" if v is None else v for v in trade_off(method, params))
 
 
 def committed_details(rev: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mmib.errors import InputError
+from mmib.methods import table as method_table
 
 PAPER_COLUMNS = ("table", "method", "dataset", "metric", "value_percent")
 REPORT_COLUMNS = ("dataset", "method", "source", "metric", "value", "std", "paper_table")
@@ -50,8 +51,6 @@ PAPER_ROWS: dict[str, tuple[str, list[tuple[str, str]]]] = {
               [("MSDIB-Table1", "MSDIB")]),
     "OMIB": ("OMIB: supervised ceiling (test split; not a clustering)", []),
 }
-# the `method` that produced metrics/evaluate/<ds>.json -> its row key
-METHOD_ROWS = {"clib": "CLIB", "msdib": "MSDIB", "omib": "OMIB"}
 BASELINE_KEYS = ("KM", "KM_mean_view", "Ncuts", "Ncuts_mean_view", "ALLKM", "ALLNcuts")
 
 
@@ -125,15 +124,16 @@ def dataset_rows(dataset: str, evaluation: Mapping[str, Any], baselines: Mapping
             got = _ours(methods.get(key, {}), metric.lower())
             if got is not None:
                 add(key, "ours", metric, got[0], got[1], "")
-    row = METHOD_ROWS[evaluation.get("method", "clib")]
+    method = method_table.spec(evaluation.get("method", "clib"))  # the method that produced the evaluation
+    row = method.report_row
     for metric in ("ACC", "NMI", "ARI", "ECE"):
         got = _ours(evaluation, metric.lower())
         if got is not None:
             add(row, "ours", metric, got[0], got[1], "")
     lowest = evaluation.get("lowest_loss_seed") or {}
     for metric in ("ACC", "NMI", "ARI", "ECE"):
-        if row == "CLIB" and metric.lower() in lowest:
-            add("CLIB_lowest_loss_seed", "ours", metric, float(lowest[metric.lower()]), float("nan"), "")
+        if method.lowest_loss_row and metric.lower() in lowest:
+            add(f"{row}_lowest_loss_seed", "ours", metric, float(lowest[metric.lower()]), float("nan"), "")
     for key in PAPER_ROWS:
         values, table = paper_values(paper, paper_name, key)
         for metric in METRICS:

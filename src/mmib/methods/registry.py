@@ -11,8 +11,8 @@ from typing import Any
 
 from mmib.config import Params
 from mmib.errors import InputError
+from mmib.methods.table import METHODS, SUPERVISED, spec  # noqa: F401 (SUPERVISED: the stages read it here)
 
-SUPERVISED = {"omib"}
 
 
 def build(params: Params, n_clusters: int, seed: int, progress: bool = True) -> Any:
@@ -29,15 +29,16 @@ def build(params: Params, n_clusters: int, seed: int, progress: bool = True) -> 
         from mmib.methods.omib import OMIB
 
         return OMIB(n_clusters, config=params.omib, seed=seed, device=params.device, progress=progress)
-    raise InputError(f"unknown method {params.method!r}", file="params.yaml", field="method",
-                     fix="use clib, msdib or omib")
+    spec(params.method)  # the table's error for a name it does not hold
+    raise InputError(f"method {params.method!r} has no estimator", file="params.yaml", field="method",
+                     fix=f"use one of {', '.join(METHODS)}")
 
 
 def method_of_state(state: dict) -> str:
     """The method a saved state belongs to, from its format tag (``mmib-<method>-<version>``)."""
     fmt = str(state.get("format", ""))
     parts = fmt.split("-")
-    if len(parts) != 3 or parts[0] != "mmib" or parts[1] not in ("clib", "msdib", "omib"):
+    if len(parts) != 3 or parts[0] != "mmib" or parts[1] not in METHODS:
         raise InputError(f"not a model state of this project (format {fmt!r})", field="format",
                          fix="re-run the training stages: dvc repro")
     return parts[1]

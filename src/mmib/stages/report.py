@@ -11,6 +11,7 @@ import pandas as pd
 from mmib.atomic_io import write_csv, write_text
 from mmib.config import Params
 from mmib.errors import InputError
+from mmib.methods import table as method_table
 from mmib.stages import cli
 from mmib.stages.declared import tracked_params
 from mmib.stages.paths import PAPER_TABLES, REPORT_CSV, REPORT_MD, baselines_path, evaluation_path
@@ -37,7 +38,7 @@ def report(params: Params, paper_path: str | Path = PAPER_TABLES) -> pd.DataFram
         rows += rp.dataset_rows(dataset, loaded["evaluate"], loaded["baselines"], paper, names.get(dataset))
         if loaded["evaluate"].get("labels") is False:
             notes[dataset] = loaded["evaluate"]["note"]
-        if loaded["evaluate"].get("method", "clib") == "clib" and \
+        if method_table.spec(loaded["evaluate"].get("method", "clib")).lowest_loss_row and \
                 "seed" in (loaded["evaluate"].get("lowest_loss_seed") or {}):
             lowest[dataset] = int(loaded["evaluate"]["lowest_loss_seed"]["seed"])
     bench = rp.load_benchmark(params.report.benchmark)

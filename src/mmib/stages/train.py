@@ -9,6 +9,7 @@ import pandas as pd
 
 from mmib.atomic_io import write_csv
 from mmib.config import Params
+from mmib.methods import table as method_table
 from mmib.stages import cli
 from mmib.stages.declared import tracked_params
 from mmib.stages.paths import MODELS, PROCESSED, curves_path, model_path
@@ -48,7 +49,8 @@ def train(stage: str, dataset: str, params: Params) -> None:
         with seed_runs.SeedRunRelay(run, seed_event_queue(run)) as relay:
             results = fit_all_seeds(stage, dataset, params, relay.queue)
         run.set_tags({"device": results[0][1]})
-        if stage == "calibrate" and params.method == "clib" and params.calibrate.confidence != "head":
+        if stage == "calibrate" and method_table.spec(params.method).fits_temperature \
+                and params.calibrate.confidence != "head":
             _set_temperatures(dataset, params, [state for state, _, _ in results])
         histories = {seed: history for seed, (_, _, history) in zip(params.seeds, results)}
         # write every seed's state only after all succeeded: a failure leaves old outputs intact
