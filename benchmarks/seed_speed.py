@@ -16,7 +16,7 @@ epochs are shortened to ``--epochs``):
   ``s/seed-epoch`` = stage wall / (R x epochs); ``wall R/1`` = the stage's
   wall with R seeds / with one seed (5 = no gain from more seeds at once,
   2.5 = two cores shared perfectly).
-- *batched* (``--batched``, :mod:`mmib.methods.seed_batch`): the R seeds as
+- *batched* (``--batched``, :mod:`mmib.seed_batch`): the R seeds as
   one model in this process, ``--threads`` torch threads.
 - GFLOP/s: the FLOPs of one training step (``torch.utils.flop_counter``, forward
   and backward; the optimiser and the per-epoch targets uncounted) x steps
@@ -148,10 +148,10 @@ def _noop(_: int) -> None:
 
 # ---------------------------------------------------------------- batched seeds
 def batched(dataset: str, params: Params, seeds: list[int], threads: int) -> dict[str, dict]:
-    """Both stages of ``seeds`` as one batched model in this process (:mod:`mmib.methods.seed_batch`)."""
+    """Both stages of ``seeds`` as one batched model in this process (:mod:`mmib.seed_batch`)."""
     from epoch_speed import load_views
 
-    from mmib.methods.seed_batch import fit_calibration_batched, fit_warmup_batched, new_models
+    from mmib.seed_batch import fit_calibration_batched, fit_warmup_batched, new_models
 
     old = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -18,7 +18,7 @@ from mmib.config import ModelParams
 from mmib.errors import InputError
 from mmib.methods import clib_defaults as shipped
 from mmib.methods.clib import CLIB
-from mmib.methods.seed_batch import fit_warmup_batched, seed_groups, supports
+from mmib.seed_batch import fit_warmup_batched, seed_groups, supports
 from mmib.networks import mlp
 from mmib.state_io import state_bytes
 
@@ -47,8 +47,27 @@ def test_linear_is_each_seeds_linear():
     x = torch.randn(3, 4, 7)
     stack = stacked.Stack(layers)
     out = stacked.linear(x, stack.params()["weight"], stack.params()["bias"])
+    grad = torch.randn_like(out)
+    out.backward(grad)
     for k, layer in enumerate(layers):
         torch.testing.assert_close(out[k], layer(x[k]))  # same values; small shapes may round differently
+        layer(x[k]).backward(grad[k])
+        torch.testing.assert_close(stack.leaves["weight"].grad[k, :35].view(7, 5), layer.weight.grad.t())  # padded, in x out
+        torch.testing.assert_close(stack.leaves["bias"].grad[k, :5], layer.bias.grad)
+
+
+def test_a_seeds_gradients_do_not_depend_on_the_other_seeds():
+    """Bit for bit, at a width where autograd's own bias gradient would not be (see stacked._AddBias)."""
+    torch.manual_seed(0)
+    seqs = [mlp(6, 16, 4) for _ in range(3)]
+    x, grad = torch.randn(3, 16, 6), torch.randn(3, 16, 4)
+    grads = []
+    for group in (seqs, seqs[:1]):
+        stack = stacked.Stack(group)
+        _run_unprefixed(group, stack, x[:len(group)]).backward(grad[:len(group)])
+        grads.append({name: leaf.grad[0] for name, leaf in stack.leaves.items()})
+    for name in grads[0]:
+        assert torch.equal(grads[0][name], grads[1][name]), name
 
 
 def test_batch_norm_is_each_seeds_batch_norm_with_its_running_statistics():

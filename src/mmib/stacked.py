@@ -81,10 +81,31 @@ def _layout(tensor: torch.Tensor, transposed: bool) -> torch.Tensor:
     return tensor.t().contiguous() if transposed else tensor
 
 
+class _AddBias(torch.autograd.Function):
+    """``y + bias[:, None, :]`` whose bias gradient is a per-seed ``bmm`` with ones.
+
+    Autograd's own gradient of the broadcast (a sum over the batch rows of
+    R x B x out) rounds differently for different R at some widths, and the
+    bias of a Linear that feeds a BatchNorm has a gradient of pure rounding
+    noise (the batch mean removes the bias), which Adam scales to steps of
+    ``lr``: a seed would then depend on how many seeds sit beside it. A
+    ``bmm`` computes each seed's slice alone, whatever R is.
+    """
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return y + bias.unsqueeze(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ones = grad.new_ones(grad.shape[0], 1, grad.shape[1])
+        return grad, torch.bmm(ones, grad).squeeze(1)
+
+
 def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Per-seed ``x[k] @ weight_t[k] + bias[k]``: ``x`` R x B x in, ``weight_t`` R x in x out (a Linear's
     weight transposed, as :class:`Stack` holds it), ``bias`` R x out."""
-    return torch.baddbmm(bias.unsqueeze(1), x, weight_t)
+    return _AddBias.apply(torch.bmm(x, weight_t), bias)
 
 
 def batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, running_mean: torch.Tensor,
