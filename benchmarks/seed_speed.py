@@ -1,7 +1,7 @@
 """Seconds per seed-epoch of CLIB for R = 1 and R = 5 seeds, and the FLOP rate an epoch achieves.
 
     PYTHONPATH=src python benchmarks/seed_speed.py [--dataset mfeat] [--epochs 3] [--seeds 1 5]
-        [--batched] [--threads 2]
+        [--stacked] [--no-processes]
 
 Measured in ONE run, on this machine, with params.yaml's recipe (only the
 epochs are shortened to ``--epochs``):
@@ -15,9 +15,17 @@ epochs are shortened to ``--epochs``):
   calibration's cold start included: they are part of a stage).
   ``s/seed-epoch`` = stage wall / (R x epochs); ``wall R/1`` = the stage's
   wall with R seeds / with one seed (5 = no gain from more seeds at once,
-  2.5 = two cores shared perfectly).
-- *batched* (``--batched``, :mod:`mmib.seed_batch`): the R seeds as
-  one model in this process, ``--threads`` torch threads.
+  2.5 = two cores shared perfectly). ``CPU s/seed-epoch``: the workers' CPU
+  time over the same span / (R x epochs), the work done, which a busy
+  machine distorts less than the wall time (under load the scheduler gives
+  more CPU to a path with more processes).
+- *stacked* (``--stacked``, ``seed_batching: true``, :mod:`mmib.seed_batch`):
+  the warm-up of the R seeds dealt into one stacked model per core, each in a
+  single-thread worker process, as the warm-up stage runs it (the
+  calibration stage trains one seed per process either way).
+- *one core* (``--one-core``): the warm-up in this process on one thread,
+  the R seeds one after the other (per-seed) or as one stacked model: what
+  one core gets through, the figure least distorted by other jobs.
 - GFLOP/s: the FLOPs of one training step (``torch.utils.flop_counter``, forward
   and backward; the optimiser and the per-epoch targets uncounted) x steps
   per epoch x R x epochs / stage wall; next to a plain float32 matmul's rate
@@ -120,10 +128,10 @@ def _seed_job(stage: str, dataset: str, params_dict: dict, seed: int, state: dic
     model = CLIB.from_params(params, n_clusters, seed=seed, progress=False)
     if state is not None:
         model.load_state(state)
-    t0 = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
+    t0, c0 = time.monotonic(), time.process_time()  # CLOCK_MONOTONIC: one clock for every process
     model.fit_warmup(views) if stage == "warmup" else model.fit_calibration(views)
-    t1 = time.monotonic()
-    return model.state(), t0, t1, model.history_[stage]["epoch_seconds"]
+    t1, c1 = time.monotonic(), time.process_time()
+    return model.state(), t0, t1, [model.history_[stage]["epoch_seconds"]], c1 - c0
 
 
 def per_seed_processes(dataset: str, params: Params, seeds: list[int]) -> dict[str, dict]:
@@ -138,7 +146,8 @@ def per_seed_processes(dataset: str, params: Params, seeds: list[int]) -> dict[s
             results = list(pool.map(_seed_job, *zip(*jobs)))
             states = [r[0] for r in results]
             wall = max(r[2] for r in results) - min(r[1] for r in results)
-            out[stage] = {"wall": wall, "epoch_seconds": [r[3] for r in results], "workers": workers}
+            out[stage] = {"wall": wall, "epoch_seconds": [e for r in results for e in r[3]],
+                          "cpu": sum(r[4] for r in results)}
     return out
 
 
@@ -146,27 +155,63 @@ def _noop(_: int) -> None:
     from mmib.methods import clib  # noqa: F401  (imports paid before the clock)
 
 
-# ---------------------------------------------------------------- batched seeds
-def batched(dataset: str, params: Params, seeds: list[int], threads: int) -> dict[str, dict]:
-    """Both stages of ``seeds`` as one batched model in this process (:mod:`mmib.seed_batch`)."""
+# ---------------------------------------------------------------- stacked seeds (seed_batching: true)
+def _group_job(dataset: str, params_dict: dict, seeds: list[int]):
+    """One group's stacked warm-up in a worker process: (None, start, end, epoch seconds per seed)."""
     from epoch_speed import load_views
 
-    from mmib.seed_batch import fit_calibration_batched, fit_warmup_batched, new_models
+    from mmib.seed_batch import fit_warmup_batched, new_models
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        views, n_clusters = load_views(dataset)
-        models = new_models(params, n_clusters, seeds)
-        out = {}
-        for stage, fit in (("warmup", fit_warmup_batched), ("calibrate", fit_calibration_batched)):
-            t0 = time.monotonic()
-            fit(models, views)
-            out[stage] = {"wall": time.monotonic() - t0, "workers": 1,
-                          "epoch_seconds": [m.history_[stage]["epoch_seconds"] for m in models]}
-        return out
-    finally:
-        torch.set_num_threads(old)
+    torch.set_num_threads(1)
+    params = Params.model_validate(params_dict)
+    views, n_clusters = load_views(dataset)
+    models = new_models(params, n_clusters, seeds)
+    t0, c0 = time.monotonic(), time.process_time()
+    fit_warmup_batched(models, views)
+    t1, c1 = time.monotonic(), time.process_time()
+    return None, t0, t1, [m.history_["warmup"]["epoch_seconds"] for m in models], c1 - c0
+
+
+def stacked_groups(dataset: str, params: Params, seeds: list[int]) -> dict[str, dict]:
+    """The warm-up of ``seeds`` as the stage runs it with ``seed_batching: true``: one stacked model
+    per core (:func:`mmib.seed_batch.seed_groups`), each in a single-thread worker process."""
+    from mmib.seed_batch import seed_groups
+
+    groups = seed_groups(seeds, os.cpu_count() or 1)
+    with ProcessPoolExecutor(max_workers=len(groups), mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init) as pool:
+        list(pool.map(_noop, range(len(groups))))
+        results = list(pool.map(_group_job, *zip(*[(dataset, params.model_dump(), g) for g in groups])))
+    wall = max(r[2] for r in results) - min(r[1] for r in results)
+    return {"warmup": {"wall": wall, "epoch_seconds": [e for r in results for e in r[3]],
+                       "cpu": sum(r[4] for r in results)}}
+
+
+# ---------------------------------------------------------------- one core: this process, one thread
+def _in_process(fit_group, dataset: str, params: Params, seeds: list[int]) -> dict[str, dict]:
+    from epoch_speed import load_views
+
+    torch.set_num_threads(1)
+    views, n_clusters = load_views(dataset)
+    t0, c0 = time.monotonic(), time.process_time()
+    models = fit_group(params, n_clusters, seeds, views)
+    wall, cpu = time.monotonic() - t0, time.process_time() - c0
+    return {"warmup": {"wall": wall, "cpu": cpu, "epoch_seconds": [m.history_["warmup"]["epoch_seconds"] for m in models]}}
+
+
+def per_seed_one_core(dataset: str, params: Params, seeds: list[int]) -> dict[str, dict]:
+    """The warm-up of ``seeds`` one after the other in this process on one thread: a core's throughput."""
+    from mmib.methods.clib import CLIB
+
+    return _in_process(lambda p, c, ss, v: [CLIB.from_params(p, c, seed=s, progress=False).fit_warmup(v) for s in ss],
+                       dataset, params, seeds)
+
+
+def stacked_one_core(dataset: str, params: Params, seeds: list[int]) -> dict[str, dict]:
+    """The warm-up of ``seeds`` as one stacked model in this process on one thread."""
+    from mmib.seed_batch import fit_warmup_batched, new_models
+
+    return _in_process(lambda p, c, ss, v: fit_warmup_batched(new_models(p, c, ss), v), dataset, params, seeds)
 
 
 def main() -> None:
@@ -178,9 +223,11 @@ def main() -> None:
     ap.add_argument("--dataset", default="mfeat")
     ap.add_argument("--epochs", type=int, default=3, help="epochs of each stage")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 5], help="numbers of seeds R")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads of the batched model")
-    ap.add_argument("--batched", action="store_true", help="also time the batched-seeds model")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads of the second matmul rate")
+    ap.add_argument("--stacked", action="store_true", help="also time the stacked warm-up (seed_batching: true)")
     ap.add_argument("--no-processes", action="store_true", help="skip today's per-seed processes")
+    ap.add_argument("--one-core", action="store_true",
+                    help="also the warm-up on one core: per-seed one after another vs stacked, this process, 1 thread")
     args = ap.parse_args()
     params = short_params(load_params(ROOT / "params.yaml"), args.epochs)
     views, n_clusters = load_views(args.dataset)
@@ -199,24 +246,24 @@ def main() -> None:
     ref = {t: (matmul_gflops(64, 512, 512, t), matmul_gflops(2048, 2048, 2048, t)) for t in sorted({1, args.threads})}
     for t, (small, big) in ref.items():
         print(f"matmul    : {t} thread(s): 64x512x512 {small:.0f} GFLOP/s, 2048^3 {big:.0f} GFLOP/s")
-    kinds = ([] if args.no_processes else [("per-seed processes", None)]) + \
-            ([(f"batched, {args.threads} thr", args.threads)] if args.batched else [])
-    print(f"{'path':<22} {'R':>2} {'stage':<9} {'wall s':>7} {'s/seed-epoch':>12} {'wall R/1':>9} "
-          f"{'GFLOP/s':>8} {'epoch s (mean)':>14}")
-    for name, threads in kinds:
+    kinds = ([] if args.no_processes else [("per-seed processes", per_seed_processes)]) + \
+            ([("stacked (seed_batching)", stacked_groups)] if args.stacked else []) + \
+            ([("per-seed, 1 core", per_seed_one_core), ("stacked, 1 core", stacked_one_core)] if args.one_core else [])
+    print(f"{'path':<24} {'R':>2} {'stage':<9} {'wall s':>7} {'s/seed-epoch':>12} {'wall R/1':>9} "
+          f"{'GFLOP/s':>8} {'epoch s (mean)':>14} {'CPU s/seed-epoch':>16}")
+    for name, run in kinds:
         base = {}
         for r in args.seeds:
-            seeds = list(range(r))
-            res = per_seed_processes(args.dataset, params, seeds) if threads is None else \
-                batched(args.dataset, params, seeds, threads)
-            for stage in ("warmup", "calibrate"):
+            res = run(args.dataset, params, list(range(r)))
+            for stage in res:
                 wall = res[stage]["wall"]
                 per = wall / (r * args.epochs)
                 base.setdefault(stage, wall)
                 rate = flops[stage] * steps[stage] * r * args.epochs / wall / 1e9
                 ep = float(np.mean([np.mean(e) for e in res[stage]["epoch_seconds"]]))
-                print(f"{name:<22} {r:>2} {stage:<9} {wall:7.2f} {per:12.3f} {wall / base[stage]:9.2f} "
-                      f"{rate:8.1f} {ep:14.3f}", flush=True)
+                cpu = res[stage]["cpu"] / (r * args.epochs)
+                print(f"{name:<24} {r:>2} {stage:<9} {wall:7.2f} {per:12.3f} {wall / base[stage]:9.2f} "
+                      f"{rate:8.1f} {ep:14.3f} {cpu:16.3f}", flush=True)
 
 
 if __name__ == "__main__":

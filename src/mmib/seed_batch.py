@@ -12,10 +12,9 @@ as R Adams). After every epoch the stack is copied back into each seed's
 network, so after training each seed is a plain CLIB whose ``state()`` is
 what the per-seed path saves.
 
-What is not stacked runs per seed: the calibration stage
-(:func:`fit_calibration_batched` calls each seed's ``fit_calibration``) and
-a warm-up with the MINE critics (``warmup.preservation: mine``, the paper's
-reading), which :func:`supports` refuses.
+What is not stacked runs one seed per process as before: the calibration
+stage, and a warm-up with the MINE critics (``warmup.preservation: mine``,
+the paper's reading), which :func:`supports` refuses.
 """
 
 from __future__ import annotations
@@ -171,11 +170,4 @@ def fit_warmup_batched(models: list[CLIB], views: list[np.ndarray]) -> list[CLIB
         bar.close()
         model.history_["warmup"] = dict(hist)
         model.stages_done_ = ["warmup"]
-    return models
-
-
-def fit_calibration_batched(models: list[CLIB], views: list[np.ndarray]) -> list[CLIB]:
-    """Stage 2 of every model, one seed after the other (not stacked: see the module's docstring)."""
-    for model in models:
-        model.fit_calibration(views)
     return models
