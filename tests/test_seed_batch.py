@@ -227,3 +227,12 @@ def test_supports_only_clib_on_the_cpu_without_mine():
     mine = params.warmup.model_copy(update={"preservation": "mine"})
     assert not supports(params.model_copy(update={"device": "cpu", "warmup": mine}))
     assert not supports(params.model_copy(update={"device": "cpu", "method": "msdib"}))
+
+
+def test_clip_grad_norms_leaves_gradients_below_the_limit_untouched():
+    torch.manual_seed(0)
+    p = torch.zeros(2, 3, requires_grad=True)
+    p.grad = torch.randn(2, 3)
+    before = p.grad.clone()
+    stacked.clip_grad_norms_([p], 1e6)
+    assert torch.equal(p.grad, before)

@@ -158,6 +158,7 @@ def clip_grad_norms_(params: list[torch.Tensor], max_norm: float) -> torch.Tenso
     norms = torch.stack([torch.linalg.vector_norm(g.reshape(r, -1), 2.0, dim=1) for g in grads], dim=1)
     total = torch.linalg.vector_norm(norms, 2.0, dim=1)
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-    for g in grads:
-        g.mul_(coef.view(r, *([1] * (g.dim() - 1))))
+    if bool((coef < 1.0).any()):  # a product with 1.0 is exact: no pass over the gradients when none is clipped
+        for g in grads:
+            g.mul_(coef.view(r, *([1] * (g.dim() - 1))))
     return total
