@@ -52,7 +52,8 @@ def new_models(params: Params, n_clusters: int, seeds: list[int], progress: bool
 
 
 class _Seeds:
-    """The per-seed state of a stacked warm-up: models, batch-order and noise generators, progress bars."""
+    """The per-seed state of a stacked warm-up: models (built as their own ``fit_warmup`` builds them),
+    batch-order and noise generators, the views as tensors."""
 
     def __init__(self, models: list[CLIB], views: list[np.ndarray]) -> None:
         self.models = models
