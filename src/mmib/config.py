@@ -129,6 +129,7 @@ class Params(_Strict):
     method: Literal["clib", "msdib", "omib"]
     data_root: str
     device: Literal["auto", "cpu", "cuda"]
+    seed_batching: bool  # CLIB's warm-up: the seeds as one stacked model per core (mmib.seed_batch)
     alpha: float = NonNeg
     beta: float = NonNeg
     preprocess: PreprocessParams

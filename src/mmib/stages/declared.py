@@ -13,7 +13,7 @@ dvc.yaml interpolates it, so ``-S omib.mine_steps=...`` under ``method: clib`` r
 
 STAGE_PARAMS: dict[str, list[str]] = {
     "preprocess": ["data_root", "preprocess"],
-    "warmup": ["seeds", "method", "device", "beta", "model", "warmup", "calibrate.warmup_free", ACTIVE_METHOD],
+    "warmup": ["seeds", "method", "device", "seed_batching", "beta", "model", "warmup", "calibrate.warmup_free", ACTIVE_METHOD],
     "calibrate": ["seeds", "method", "device", "alpha", "beta", "model", "warmup", "calibrate", ACTIVE_METHOD],
     "evaluate": ["seeds", "evaluate"],
     "baselines": ["seeds", "baselines"],

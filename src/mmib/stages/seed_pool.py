@@ -60,13 +60,49 @@ def fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: i
     return model.state(), str(model.device_), model.history_[stage]
 
 
+def fit_seed_group(stage: str, dataset: str, params_dict: dict, seeds: list[int], positions: list[int],
+                   events: Any = None) -> list[tuple[dict, str, dict]]:
+    """CLIB's warm-up of ``seeds`` as one stacked model (``seed_batching``, :mod:`mmib.seed_batch`)
+    on one CPU thread; per seed, what :func:`fit_seed` returns, and its own MLflow seed run."""
+    from contextlib import ExitStack
+
+    import torch
+
+    from mmib.config import Params
+    from mmib.epoch_metrics import EpochLogger
+    from mmib.methods import registry
+    from mmib.seed_batch import fit_warmup_batched
+    from mmib.seed_runs import seed_report
+
+    if stage != "warmup":
+        raise ValueError(f"only the warm-up stacks seeds, not {stage!r}")
+    params = Params.model_validate(params_dict)
+    views, n_clusters = training_views(dataset)
+    torch.set_num_threads(1)  # as fit_seed: the numbers do not depend on the machine's cores
+    with ExitStack() as runs:
+        models, loggers = [], []
+        for seed, position in zip(seeds, positions):
+            run = runs.enter_context(seed_report(events if events is not None else _SEED_EVENTS, seed))
+            model = registry.build(params, n_clusters, seed)
+            model.progress_position = position
+            run.set_tags({"device": model.resolved_device()})
+            loggers.append(EpochLogger(run))
+            models.append(loggers[-1].attach(model))
+        fit_warmup_batched(models, views)
+        for model, epochs in zip(models, loggers):
+            epochs.finish(model.history_[stage])
+    return [(model.state(), str(model.device_), model.history_[stage]) for model in models]
+
+
 def fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) -> list[tuple[dict, str, dict]]:
     """Seeds in parallel single-thread worker processes on the CPU, in turn on a GPU.
 
     All seeds start at once (up to two per core): single-thread processes
     time-share the cores without the spin-waiting of oversubscribed thread
     pools, and no core idles while the last seed finishes. One seed runs in
-    this process.
+    this process. With ``seed_batching`` (where :func:`mmib.seed_batch.supports`
+    the recipe: CLIB's warm-up without MINE, on the CPU) the seeds are dealt into one stacked
+    model per core instead (:func:`_fit_stacked`).
     """
     import multiprocessing as mp
     import os
@@ -75,6 +111,13 @@ def fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) 
     from mmib.runtime import resolve_device
 
     seeds = list(params.seeds)
+    if stage == "warmup" and params.seed_batching:
+        from mmib.seed_batch import supports
+
+        if supports(params):
+            return _fit_stacked(stage, dataset, params, events)
+        print(f"{stage} {dataset}: seed_batching applies to CLIB's warm-up on the CPU without MINE; "
+              "training one seed per process", flush=True)
     jobs = [(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(seeds)]
     workers = min(len(seeds), 2 * (os.cpu_count() or 1))
     if resolve_device(params.device).type != "cpu" or workers == 1:
@@ -83,6 +126,29 @@ def fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) 
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                              initializer=_init_seed_worker, initargs=(os.getpid(), events)) as pool:
         return list(pool.map(fit_seed, *zip(*jobs)))
+
+
+def _fit_stacked(stage: str, dataset: str, params: Params, events: Any) -> list[tuple[dict, str, dict]]:
+    """The seeds dealt round-robin into one stacked model per core, each in a single-thread worker
+    process (one group: in this process); results in the order of ``params.seeds``."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mmib.seed_batch import seed_groups
+
+    seeds = list(params.seeds)
+    groups = seed_groups(seeds, os.cpu_count() or 1)
+    jobs = [(stage, dataset, params.model_dump(), group, [seeds.index(s) for s in group]) for group in groups]
+    if len(groups) == 1:
+        results = [fit_seed_group(*jobs[0], events=events)]
+    else:
+        with ProcessPoolExecutor(max_workers=len(groups), mp_context=mp.get_context("spawn"),
+                                 initializer=_init_seed_worker, initargs=(os.getpid(), events)) as pool:
+            results = list(pool.map(fit_seed_group, *zip(*jobs)))
+    by_seed = {seed: result for group, group_results in zip(groups, results)
+               for seed, result in zip(group, group_results)}
+    return [by_seed[seed] for seed in seeds]
 
 
 def seed_event_queue(run: Any) -> Any:
