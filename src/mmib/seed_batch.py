@@ -32,6 +32,7 @@ from mmib.errors import InputError
 from mmib.methods.base import _adam, _as_tensors, _batches
 from mmib.methods.clib import CLIB
 from mmib.runtime import resolve_device, seed_everything
+from mmib.training_record import EPOCH_SECONDS
 
 
 def supports(params: Params) -> bool:
@@ -165,7 +166,7 @@ def fit_warmup_batched(models: list[CLIB], views: list[np.ndarray]) -> list[CLIB
                           t0 + time.perf_counter() - t_end)
             model._check_finite(hist, epoch, n_epochs, "warmup")
             model._trace_warmup_epoch(xs, epoch)
-            model._show_epoch(bar, epoch, hist["loss"][-1], hist["epoch_seconds"][-1])
+            model._show_epoch(bar, epoch, hist["loss"][-1], hist[EPOCH_SECONDS][-1])
             bar.update(1)
     for model, hist, bar in zip(models, hists, bars):
         bar.close()
