@@ -79,6 +79,35 @@ def reconstruction_loss(xs: list[torch.Tensor], x_hats: list[torch.Tensor]) -> t
     return sum(F.mse_loss(x_hat, x) for x, x_hat in zip(xs, x_hats))
 
 
+def ib_objective(kl: torch.Tensor, nce: torch.Tensor, kl_weight: float, beta: float = 0.0,
+                 preservation: tuple[str, torch.Tensor, torch.Tensor] | None = None,
+                 recon: torch.Tensor | None = None, recon_weight: float = 0.0
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L_IB (Eq. 5) assembled from its computed terms, and the detached values reported per batch.
+
+    The loss is ``kl_weight * KL + NT-Xent + beta * surrogate + recon_weight * recon``; the reported
+    ``ib`` (= ``loss``) uses the preservation *estimate* instead, subtracted: ``preservation`` is
+    ``(name, surrogate, estimate)``, e.g. MINE's bias-corrected surrogate with its DV estimate, or
+    InfoNCE's NT-Xent with its bound. One assembly for the per-seed and the stacked warm-up
+    (:meth:`mmib.methods.clib.CLIB._ib_loss`, :func:`mmib.seed_batch._stacked_ib_loss`).
+    """
+    loss = kl_weight * kl + nce
+    parts: dict[str, torch.Tensor] = {"kl": kl.detach(), "nce": nce.detach()}
+    ib = kl_weight * parts["kl"] + parts["nce"]
+    if preservation is not None:
+        name, surrogate, estimate = preservation
+        loss = loss + beta * surrogate
+        parts[name] = estimate.detach()
+        ib = ib - beta * parts[name]
+    if recon is not None:
+        loss = loss + recon_weight * recon
+        parts["recon"] = recon.detach()
+        ib = ib + recon_weight * parts["recon"]
+    parts["ib"] = ib
+    parts["loss"] = ib
+    return loss, parts
+
+
 # ---------------------------------------------------------------- stage 2: L_Cal
 def soft_cross_entropy(target: torch.Tensor, log_prob: torch.Tensor) -> torch.Tensor:
     """``mean_i sum_k -target_ik log p_ik``: one view's part of L_caliH (Eq. 7)."""

@@ -26,7 +26,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from mmib import stacked, stacked_losses
+from mmib import losses, stacked, stacked_losses
 from mmib.config import Params
 from mmib.errors import InputError
 from mmib.methods.base import _adam, _as_tensors, _batches
@@ -98,26 +98,18 @@ def _stacked_ib_loss(model: CLIB, params: dict, buffers: dict, xb: list[torch.Te
     nce = sum(stacked_losses.info_nce(zs[i], zs[j], w.temperature) for i, j in pairs)
     if w.alignment_reduction == "mean":
         nce = nce / len(pairs)
-    loss = w.kl_weight * kl + nce
-    parts = {"kl": kl.detach(), "nce": nce.detach()}
-    ib = w.kl_weight * parts["kl"] + parts["nce"]
+    preservation = None
     if w.preservation == "infonce":
         fw = torch.softmax(params["fusion.logits"], dim=-1)  # R x M
         fused = sum(fw[:, m, None, None] * h for m, h in enumerate(hs))
         pres_nce = sum(stacked_losses.info_nce(h, fused, w.temperature) for h in hs)
-        loss = loss + model.beta * pres_nce
-        parts["preservation"] = (len(hs) * np.log(fused.shape[1]) - pres_nce).detach()
-        ib = ib - model.beta * parts["preservation"]
+        preservation = ("preservation", pres_nce, len(hs) * np.log(fused.shape[1]) - pres_nce)
+    recon = None
     if len(net.decoders):
         x_hats = [stacked.sequential(net.decoders[m].net, f"decoders.{m}.net", params, buffers, h)
                   for m, h in enumerate(hs)]
         recon = stacked_losses.reconstruction_loss(xb, x_hats)
-        loss = loss + w.reconstruction_weight * recon
-        parts["recon"] = recon.detach()
-        ib = ib + w.reconstruction_weight * parts["recon"]
-    parts["ib"] = ib
-    parts["loss"] = ib
-    return loss, parts
+    return losses.ib_objective(kl, nce, w.kl_weight, model.beta, preservation, recon, w.reconstruction_weight)
 
 
 def fit_warmup_batched(models: list[CLIB], views: list[np.ndarray]) -> list[CLIB]:

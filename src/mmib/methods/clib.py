@@ -210,9 +210,7 @@ class CLIB(WeightedFusionEstimator):
         nce = sum(losses.info_nce(zs[i], zs[j], w.temperature) for i, j in pairs)
         if w.alignment_reduction == "mean":  # a mean over pairs: 2 views are unchanged, 6 views get 1/15
             nce = nce / len(pairs)
-        loss = w.kl_weight * kl + nce
-        parts: dict[str, torch.Tensor] = {"kl": kl.detach(), "nce": nce.detach()}
-        ib = w.kl_weight * parts["kl"] + parts["nce"]
+        preservation = None
         if w.preservation == "mine":
             perm = torch.randperm(enc.fused.shape[0], device=enc.fused.device)
             mine_est, mine_sur = [], []
@@ -222,22 +220,13 @@ class CLIB(WeightedFusionEstimator):
                                                                  w.mine_ema_rate)
                 mine_est.append(est)
                 mine_sur.append(sur)
-            loss = loss - self.beta * torch.stack(mine_sur).sum()
-            parts["mine"] = torch.stack(mine_est).sum().detach()
-            ib = ib - self.beta * parts["mine"]
-        elif w.preservation == "infonce":
+            preservation = ("mine", -torch.stack(mine_sur).sum(), torch.stack(mine_est).sum())
+        elif w.preservation == "infonce":  # minimising NT-Xent(h^m, h^f) maximises sum_m (log B - NT-Xent)
             pres_nce = sum(losses.info_nce(h, enc.fused, w.temperature) for h in enc.hs)
-            loss = loss + self.beta * pres_nce  # maximises sum_m (log B - NT-Xent(h^m, h^f))
-            parts["preservation"] = (len(enc.hs) * math.log(enc.fused.shape[0]) - pres_nce).detach()
-            ib = ib - self.beta * parts["preservation"]
-        if len(net.decoders):
-            recon = losses.reconstruction_loss(xb, [dec(h) for dec, h in zip(net.decoders, enc.hs)])
-            loss = loss + w.reconstruction_weight * recon
-            parts["recon"] = recon.detach()
-            ib = ib + w.reconstruction_weight * parts["recon"]
-        parts["ib"] = ib
-        parts["loss"] = ib
-        return loss, parts
+            preservation = ("preservation", pres_nce, len(enc.hs) * math.log(enc.fused.shape[0]) - pres_nce)
+        recon = losses.reconstruction_loss(xb, [dec(h) for dec, h in zip(net.decoders, enc.hs)]) \
+            if len(net.decoders) else None
+        return losses.ib_objective(kl, nce, w.kl_weight, self.beta, preservation, recon, w.reconstruction_weight)
 
     def _calibration_loss(self, xb: list[torch.Tensor], tb: dict[str, torch.Tensor]
                           ) -> tuple[torch.Tensor, dict[str, float]]:
