@@ -28,7 +28,7 @@ from quality import load_views  # noqa: E402
 from mmib.baselines import ncuts_predict  # noqa: E402
 from mmib.config import parse_params  # noqa: E402
 from mmib.data.catalog import read_params  # noqa: E402
-from mmib.methods.clib import CLIB  # noqa: E402
+from mmib.methods.clib.estimator import CLIB  # noqa: E402
 from mmib.metrics import clustering_accuracy  # noqa: E402
 from mmib.recipes import apply_overrides  # noqa: E402
 

@@ -42,7 +42,7 @@ def warmup_features(job: dict) -> str:
 
     torch.set_num_threads(1)
     from mmib.config import parse_params
-    from mmib.methods.clib import CLIB
+    from mmib.methods.clib.estimator import CLIB
 
     path = Path(job["features"]) / f"{job['dataset']}-{job['seed']}.npz"
     if path.exists():

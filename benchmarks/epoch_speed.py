@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mmib.config import load_params  # noqa: E402
-from mmib.methods.clib import CLIB  # noqa: E402
+from mmib.methods.clib.estimator import CLIB  # noqa: E402
 
 
 def load_views(name: str) -> tuple[list[np.ndarray], int]:

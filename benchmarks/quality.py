@@ -105,10 +105,10 @@ def run_one(job: dict) -> dict:
     else:
         params = parse_params(raw)
         if recipe == "msdib":
-            from mmib.methods.msdib import MSDIB
+            from mmib.methods.msdib.estimator import MSDIB
             model = MSDIB(c, config=params.msdib, seed=seed, device="cpu", progress=False).fit(views)
         else:
-            from mmib.methods.clib import CLIB
+            from mmib.methods.clib.estimator import CLIB
             model = CLIB.from_params(params, c, seed, progress=False)
             model.device = "cpu"
             model.fit(views)
@@ -131,7 +131,7 @@ def _dump_outputs(model, views: list[np.ndarray], proba: np.ndarray, labels: np.
     (posterior means), the cold-start head's probabilities and the labels."""
     import torch
 
-    from mmib.methods.clib import _as_tensors
+    from mmib.methods.clib.estimator import _as_tensors
 
     xs = _as_tensors(views, model.device_, model.dims_)
     enc, _, p_cal = model._eval_outputs(xs)

@@ -1,5 +1,5 @@
 """Does ``seed_batching`` change the results? ACC / NMI of the same seeds trained with today's per-seed
-warm-up and with the stacked warm-up (:mod:`mmib.seed_batch`), the calibration the same code in both.
+warm-up and with the stacked warm-up (:mod:`mmib.methods.clib.seed_batch`), the calibration the same code in both.
 
     PYTHONPATH=src python benchmarks/seed_batch_quality.py --dataset mfeat [--seeds 0 1 2] [--out file.jsonl]
 
@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 def _nudged_warmup(model):
     """``model.fit_warmup`` with every parameter moved by one float step (``nextafter``) once built."""
-    from mmib.methods.clib import CLIB
+    from mmib.methods.clib.estimator import CLIB
 
     def fit_warmup(views):
         build = model._build
@@ -50,9 +50,9 @@ def main() -> None:
 
     from mmib.config import load_params
     from mmib.data.catalog import read_params
-    from mmib.methods.clib import CLIB
+    from mmib.methods.clib.estimator import CLIB
     from mmib.metrics import clustering_accuracy, nmi
-    from mmib.seed_batch import fit_warmup_batched, new_models
+    from mmib.methods.clib.seed_batch import fit_warmup_batched, new_models
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mfeat")

@@ -19,7 +19,7 @@ epochs are shortened to ``--epochs``):
   time over the same span / (R x epochs), the work done, which a busy
   machine distorts less than the wall time (under load the scheduler gives
   more CPU to a path with more processes).
-- *stacked* (``--stacked``, ``seed_batching: true``, :mod:`mmib.seed_batch`):
+- *stacked* (``--stacked``, ``seed_batching: true``, :mod:`mmib.methods.clib.seed_batch`):
   the warm-up of the R seeds dealt into one stacked model per core, each in a
   single-thread worker process, as the warm-up stage runs it (the
   calibration stage trains one seed per process either way).
@@ -86,7 +86,7 @@ def step_flops(params: Params, views: list[np.ndarray], n_clusters: int) -> dict
     """FLOPs of one warm-up and one calibration training step (forward + backward) of one seed."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mmib.methods.clib import CLIB
+    from mmib.methods.clib.estimator import CLIB
 
     model = CLIB.from_params(short_params(params, 1), n_clusters, seed=0, progress=False)
     model.fit_warmup(views)
@@ -120,7 +120,7 @@ def _seed_job(stage: str, dataset: str, params_dict: dict, seed: int, state: dic
     """One seed's stage in a worker process: (state, start, end, epoch seconds)."""
     from epoch_speed import load_views
 
-    from mmib.methods.clib import CLIB
+    from mmib.methods.clib.estimator import CLIB
 
     torch.set_num_threads(1)
     params = Params.model_validate(params_dict)
@@ -152,7 +152,7 @@ def per_seed_processes(dataset: str, params: Params, seeds: list[int]) -> dict[s
 
 
 def _noop(_: int) -> None:
-    from mmib.methods import clib  # noqa: F401  (imports paid before the clock)
+    from mmib.methods.clib import estimator  # noqa: F401  (imports paid before the clock)
 
 
 # ---------------------------------------------------------------- stacked seeds (seed_batching: true)
@@ -160,7 +160,7 @@ def _group_job(dataset: str, params_dict: dict, seeds: list[int]):
     """One group's stacked warm-up in a worker process: (None, start, end, epoch seconds per seed)."""
     from epoch_speed import load_views
 
-    from mmib.seed_batch import fit_warmup_batched, new_models
+    from mmib.methods.clib.seed_batch import fit_warmup_batched, new_models
 
     torch.set_num_threads(1)
     params = Params.model_validate(params_dict)
@@ -174,8 +174,8 @@ def _group_job(dataset: str, params_dict: dict, seeds: list[int]):
 
 def stacked_groups(dataset: str, params: Params, seeds: list[int]) -> dict[str, dict]:
     """The warm-up of ``seeds`` as the stage runs it with ``seed_batching: true``: one stacked model
-    per core (:func:`mmib.seed_batch.seed_groups`), each in a single-thread worker process."""
-    from mmib.seed_batch import seed_groups
+    per core (:func:`mmib.methods.clib.seed_batch.seed_groups`), each in a single-thread worker process."""
+    from mmib.methods.clib.seed_batch import seed_groups
 
     groups = seed_groups(seeds, os.cpu_count() or 1)
     with ProcessPoolExecutor(max_workers=len(groups), mp_context=mp.get_context("spawn"),
@@ -201,7 +201,7 @@ def _in_process(fit_group, dataset: str, params: Params, seeds: list[int]) -> di
 
 def per_seed_one_core(dataset: str, params: Params, seeds: list[int]) -> dict[str, dict]:
     """The warm-up of ``seeds`` one after the other in this process on one thread: a core's throughput."""
-    from mmib.methods.clib import CLIB
+    from mmib.methods.clib.estimator import CLIB
 
     return _in_process(lambda p, c, ss, v: [CLIB.from_params(p, c, seed=s, progress=False).fit_warmup(v) for s in ss],
                        dataset, params, seeds)
@@ -209,7 +209,7 @@ def per_seed_one_core(dataset: str, params: Params, seeds: list[int]) -> dict[st
 
 def stacked_one_core(dataset: str, params: Params, seeds: list[int]) -> dict[str, dict]:
     """The warm-up of ``seeds`` as one stacked model in this process on one thread."""
-    from mmib.seed_batch import fit_warmup_batched, new_models
+    from mmib.methods.clib.seed_batch import fit_warmup_batched, new_models
 
     return _in_process(lambda p, c, ss, v: fit_warmup_batched(new_models(p, c, ss), v), dataset, params, seeds)
 
@@ -217,7 +217,7 @@ def stacked_one_core(dataset: str, params: Params, seeds: list[int]) -> dict[str
 def main() -> None:
     from epoch_speed import load_views
 
-    from mmib.methods.clib import CLIB
+    from mmib.methods.clib.estimator import CLIB
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mfeat")

@@ -87,10 +87,10 @@ def main() -> None:
     from epoch_speed import load_views
     from seed_speed import short_params
 
-    from mmib import seed_batch, stacked
+    from mmib.methods.clib import seed_batch, stacked
     from mmib.config import load_params
     from mmib.methods.base import _adam
-    from mmib.methods.clib import CLIB
+    from mmib.methods.clib.estimator import CLIB
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mfeat")

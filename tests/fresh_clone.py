@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from shipped_params import REPO, shipped_params, write_workspace_params
 

@@ -15,7 +15,7 @@ here hold it under ``catalog`` as ``Params.model_dump()`` does, and
 
 conftest.py points `mmib.config.DEFAULT_PARAMS` (`mmib.config.default_params()`)
 at the same values for the whole session. `CLIB()` reads no params file: its
-defaults are in code (`mmib.methods.clib_defaults`), checked against these
+defaults are in code (`mmib.methods.clib.defaults`), checked against these
 values by tests/test_estimator_params.py.
 """
 

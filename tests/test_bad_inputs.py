@@ -27,9 +27,9 @@ from mmib import lifeline
 from mmib.stages import baselines, evaluate, train
 from mmib.config import default_params
 from mmib.errors import InputError
-from mmib.method_params import MSDIBParams
-from mmib.methods.clib import CLIB
-from mmib.methods.msdib import MSDIB
+from mmib.methods.msdib.config import MSDIBParams
+from mmib.methods.clib.estimator import CLIB
+from mmib.methods.msdib.estimator import MSDIB
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 RAW = Path("data/raw/tiny")

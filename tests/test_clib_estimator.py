@@ -19,7 +19,7 @@ from mmib.config import CalibrateParams, LossSwitches, LossWeights, ModelParams,
 from mmib.errors import InputError
 from mmib.state_io import state_bytes
 from switches import PAPER_CALIBRATE, PAPER_WARMUP
-from mmib.methods.clib import STATE_FORMAT, CLIB
+from mmib.methods.clib.estimator import STATE_FORMAT, CLIB
 
 N_PER, C, LATENT = 30, 3, 4
 N = N_PER * C

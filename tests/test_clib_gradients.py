@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from mmib.config import CalibrateParams, LossSwitches, LossWeights, ModelParams, WarmupParams
-from mmib.methods.clib import CLIB
+from mmib.methods.clib.estimator import CLIB
 from switches import PAPER_CALIBRATE, PAPER_WARMUP
 
 N, C = 40, 3
@@ -183,7 +183,7 @@ def test_consistency_loss_reaches_cluster_head_and_encoders_not_cal_heads(backpr
 
 def test_term_values_match_the_loss_functions():
     # the 'parts' reported by _calibration_loss are the losses.* functions of the net outputs
-    from mmib import losses
+    from mmib.methods.clib import losses
     import torch.nn.functional as F
 
     model, xs = built(switches={"caliH": True, "re": True, "cluH": True, "con": True})
@@ -244,7 +244,7 @@ def test_a_switched_off_term_is_absent_and_a_weight_scales_its_term(term):
 @pytest.mark.parametrize("rule", ["s1", "s2", "s3", "maxprob"])
 def test_screening_switch_selects_k_equal_to_the_floor_of_the_rules_score_sum(rule):
     # Table 3: calibrate.screening decides K_m and which (i, m) pairs supervise the cluster head
-    from mmib import losses
+    from mmib.methods.clib import losses
 
     model, xs = built(switches={"cluH": True})
     model.calibrate = model.calibrate.model_copy(update={"screening": rule})

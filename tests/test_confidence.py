@@ -96,7 +96,7 @@ def test_clib_predict_proba_applies_the_temperature_and_keeps_it_in_its_state():
     import yaml
 
     from mmib.config import DEFAULT_PARAMS, parse_params
-    from mmib.methods.clib import CLIB
+    from mmib.methods.clib.estimator import CLIB
     from mmib.recipes import apply_overrides
 
     rng = np.random.default_rng(0)

@@ -4,7 +4,7 @@
 in the signature; validation happens when ``fit`` starts; ``get_params`` /
 ``set_params`` make ``sklearn.base.clone`` give an unfitted estimator with
 equal params. ``CLIB()`` reads no params file: its defaults are the shipped
-recipe in code (:mod:`mmib.methods.clib_defaults`), equal to the committed
+recipe in code (:mod:`mmib.methods.clib.defaults`), equal to the committed
 params.yaml, and the stages' path (``registry.build``) passes every param.
 """
 
@@ -19,10 +19,11 @@ from sklearn.base import clone
 import mmib.config
 from mmib.config import parse_params
 from mmib.errors import InputError
-from mmib.methods import clib_defaults, registry
-from mmib.methods.clib import CLIB
-from mmib.methods.msdib import MSDIB, MSDIBParams
-from mmib.methods.omib import OMIB, OMIBParams
+from mmib.methods import registry
+from mmib.methods.clib import defaults as clib_defaults
+from mmib.methods.clib.estimator import CLIB
+from mmib.methods.msdib.estimator import MSDIB, MSDIBParams
+from mmib.methods.omib.estimator import OMIB, OMIBParams
 from mmib.recipes import apply_overrides
 from shipped_params import shipped_params
 
@@ -91,7 +92,7 @@ def test_clib_reads_no_params_file(monkeypatch, tmp_path):
 def test_clib_defaults_are_the_committed_params_yaml():
     """One source of truth: the code's defaults equal params.yaml as committed (update both together)."""
     p = parse_params(shipped_params())
-    fix = "params.yaml's recipe changed: copy it to src/mmib/methods/clib_defaults.py (CLIB()'s defaults)"
+    fix = "params.yaml's recipe changed: copy it to src/mmib/methods/clib/defaults.py (CLIB()'s defaults)"
     assert (clib_defaults.ALPHA, clib_defaults.BETA) == (p.alpha, p.beta), fix
     assert clib_defaults.MODEL == p.model, fix
     assert clib_defaults.WARMUP == p.warmup, fix

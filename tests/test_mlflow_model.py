@@ -23,7 +23,7 @@ from mmib.config import parse_params
 from mmib.data.prepare import scale_view
 from mmib.data.processed import scaler_path, write_scaler
 from mmib.errors import InputError
-from mmib.methods.clib import CLIB
+from mmib.methods.clib.estimator import CLIB
 from mmib.recipes import apply_overrides
 from mmib.state_io import save_state
 from shipped_params import shipped_params

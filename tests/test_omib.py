@@ -1,7 +1,7 @@
 """OMIB (ICML 2025), the supervised reference: pure functions by hand, split, label hygiene, estimator.
 
 Formulas: ``../shared/papers/OMIB-ICML2025-summary.md`` and METHOD.md section 5;
-the choices the summary leaves open are listed in ``mmib.methods.omib``.
+the choices the summary leaves open are listed in ``mmib.methods.omib.estimator``.
 The estimator tests run on three separable Gaussian blobs seen through two
 views (CPU, one thread, a few seconds in all).
 """
@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from mmib.errors import InputError
 from mmib.state_io import state_bytes
-from mmib.methods import omib_losses as ol
-from mmib.methods.omib import STATE_FORMAT, OMIB, OMIBParams, stratified_split
+from mmib.methods.omib import losses as ol
+from mmib.methods.omib.estimator import STATE_FORMAT, OMIB, OMIBParams, stratified_split
 
 D = torch.float64
 TANH1 = math.tanh(1.0)  # 0.7615941559557649

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from mmib.data import (MultiViewData, encode_labels, fit_scaler, load_processed, load_scaler, prepare,
                        scale_view, scaler_path, validate, write_processed, write_scaler)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mmib.config import DEFAULT_PARAMS, parse_params
-from mmib.methods.clib import CLIB
+from mmib.methods.clib.estimator import CLIB
 from mmib.recipes import apply_overrides
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

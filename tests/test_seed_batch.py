@@ -13,12 +13,12 @@ import pytest
 import torch
 from torch import nn
 
-from mmib import losses, stacked, stacked_losses
+from mmib.methods.clib import losses, stacked, stacked_losses
 from mmib.config import ModelParams
 from mmib.errors import InputError
-from mmib.methods import clib_defaults as shipped
-from mmib.methods.clib import CLIB
-from mmib.seed_batch import fit_warmup_batched, seed_groups, supports
+from mmib.methods.clib import defaults as shipped
+from mmib.methods.clib.estimator import CLIB
+from mmib.methods.clib.seed_batch import fit_warmup_batched, seed_groups, supports
 from mmib.networks import mlp
 from mmib.state_io import state_bytes
 

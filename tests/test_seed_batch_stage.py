@@ -13,7 +13,7 @@ from fresh_clone import REPO, tiny_dataset, tiny_params
 from shipped_params import write_workspace_params
 from mmib.config import load_params
 from mmib.methods import registry
-from mmib.seed_batch import fit_warmup_batched
+from mmib.methods.clib.seed_batch import fit_warmup_batched
 from mmib.stages import seed_pool
 from mmib.stages.training_inputs import training_views
 from mmib.state_io import state_bytes

@@ -18,118 +18,49 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from mmib.errors import InputError
-from mmib.method_params import MSDIBParams, OMIBParams
+from mmib.methods.clib.config import (CalibrateParams, CLIBSection, LossSwitches, LossWeights,  # noqa: F401 (re-exported)
+                                     ModelParams, WarmupParams)
+from mmib.methods.msdib.config import MSDIBParams
+from mmib.methods.omib.config import OMIBParams
+from mmib.strict import NonNeg, Pos, StrictModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PARAMS = REPO_ROOT / "params.yaml"
 
-NonNeg = Field(ge=0)
-Pos = Field(gt=0)
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class PreprocessParams(_Strict):
+class PreprocessParams(StrictModel):
     scaling: Literal["minmax", "standard", "none"]
 
 
-class ModelParams(_Strict):
-    latent_dim: int = Pos
-    encoder_width: int = Pos
-    head_width: int = Pos
-    mine_width: int = Pos
-
-
-class WarmupParams(_Strict):
-    epochs: int = NonNeg
-    batch_size: int = Field(ge=2)
-    lr: float = Pos
-    weight_decay: float = NonNeg
-    kl_weight: float = NonNeg
-    temperature: float = Pos
-    mine_ema_rate: float = Field(gt=0, lt=1)
-    mine_clamp: float = Pos
-    grad_clip: float = Pos
-    preservation: Literal["mine", "infonce", "none"]  # estimator of I(H^m; H^f) in Eq. 4
-    reconstruction_weight: float = NonNeg            # per-view decoders x^m <- h^m; 0 = off (paper)
-    projection_dim: int = NonNeg                     # NT-Xent on a projection of h^m; 0 = on h^m (paper)
-    alignment_reduction: Literal["sum", "mean"]      # Eq. 3's alignment over the M(M-1)/2 view pairs
-
-
-class LossSwitches(_Strict):
-    caliH: bool
-    re: bool
-    cluH: bool
-    con: bool
-
-
-class LossWeights(_Strict):
-    caliH: float = NonNeg
-    re: float = NonNeg
-    cluH: float = NonNeg
-    con: float = NonNeg
-
-
-class CalibrateParams(_Strict):
-    epochs: int = NonNeg
-    lr: float = Pos
-    screening: Literal["s1", "s2", "s3", "maxprob"]
-    cold_start_epochs: int = NonNeg
-    kmeans_n_init: int = Pos
-    kmeans_warm_start: bool
-    losses: LossSwitches
-    weights: LossWeights
-    con_reduction: Literal["sum", "mean"]
-    warmup_free: bool
-    cal_heads_backprop: bool
-    cold_start_clusters: Literal["kmeans", "spectral", "spectral_views"]  # the partition the cold start fits the heads to
-    pseudo_clusters: Literal["kmeans", "spectral", "head"]  # Q_c of Section 3.2.1, every epoch
-    targets: Literal["cluster_mean", "hungarian"]    # q_c (Eq. 7) or matched hard Q_c labels
-    screening_rank: Literal["score", "maxprob"]      # which K_m samples Eq. 9 keeps
-    screening_agreement: bool                        # keep a screened pair only if it agrees with the cluster head
-    caliH_reduction: Literal["sum", "mean"]          # L_caliH over views: sum (Eq. 7) or mean
-    balance_weight: float = NonNeg                   # negative entropy of the cluster head's batch mean
-    batch_per_cluster: float = NonNeg                # stage-2 batch >= this x C samples (batch-mean terms); 0 = off
-    keep_ib: bool                                    # L_IB in stage 2 (Eq. 2); false = L_Cal (+ recon)
-    confidence: Literal["head", "seeds", "seeds_and_ncuts"]  # the head's softmax, or a temperature per seed (mmib.confidence)
-
-
-class EvaluateParams(_Strict):
+class EvaluateParams(StrictModel):
     ece_bins: int = Pos
     hard_fraction: float = Field(gt=0, le=1)
     tsne_max_samples: int = NonNeg
     tsne_perplexity: float = Pos
 
 
-class BaselinesParams(_Strict):
+class BaselinesParams(StrictModel):
     kmeans_n_init: int = Pos
     ncuts_affinity: Literal["nearest_neighbors", "rbf"]
     ncuts_n_neighbors: int = Pos
 
 
-class ReportParams(_Strict):
+class ReportParams(StrictModel):
     paper_names: dict[str, str]
     benchmark: str = Field(min_length=1)  # quality-benchmark results (JSON lines) whose paper-reading rows are shown
 
 
-class CLIBSection(_Strict):
-    """``clib:``, empty: CLIB reads the top-level alpha, beta, model, warmup, calibrate. The section
-    exists so dvc.yaml's ``${method}`` names the active method's section for every method."""
-
-
-class Params(_Strict):
+class Params(StrictModel):
     datasets: list[str] = Field(min_length=1)
     seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(min_length=1)  # distinct (checked below)
     method: Literal["clib", "msdib", "omib"]
     data_root: str
     device: Literal["auto", "cpu", "cuda"]
-    seed_batching: bool  # CLIB's warm-up: the seeds as one stacked model per core (mmib.seed_batch)
+    seed_batching: bool  # CLIB's warm-up: the seeds as one stacked model per core (mmib.methods.clib.seed_batch)
     alpha: float = NonNeg
     beta: float = NonNeg
     preprocess: PreprocessParams
@@ -245,5 +176,5 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
 
 def default_params() -> Params:
     """The repository's params.yaml (:data:`DEFAULT_PARAMS`), validated. The estimators never read it:
-    ``CLIB()``'s defaults are in code (:mod:`mmib.methods.clib_defaults`)."""
+    ``CLIB()``'s defaults are in code (:mod:`mmib.methods.clib.defaults`)."""
     return load_params(DEFAULT_PARAMS)

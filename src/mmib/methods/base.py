@@ -67,6 +67,15 @@ class EstimatorBase(BaseEstimator):
     state_fix = "re-run the training stages: dvc repro"
 
     config_type: type | None = None  # MSDIB, OMIB: their params section, the ``config`` argument
+    config_section = ""               # ... and its name in params.yaml
+
+    @classmethod
+    def from_params(cls, params: Any, n_clusters: int, seed: int, progress: bool = True) -> "EstimatorBase":
+        """The estimator a stage builds from params.yaml (:class:`mmib.config.Params`): the method's own
+        section as ``config``, the shared ``device``. Reading params is the stage's job: ``__init__``
+        never reads a file."""
+        return cls(n_clusters, config=getattr(params, cls.config_section), seed=seed, device=params.device,
+                   progress=progress)
 
     def _check_params(self) -> None:
         """Validate the constructor's arguments (:mod:`mmib.validation`); called when fitting starts.
@@ -132,18 +141,28 @@ class EstimatorBase(BaseEstimator):
 
     def _train_epochs(self, n_epochs: int, desc: str, n_rows: int, batch_size: int, gen: torch.Generator,
                       train_batch: Callable[[torch.Tensor], Mapping[str, Any]], shown: str = "loss",
-                      after_epoch: Callable[[int], None] | None = None) -> dict[str, list[float]]:
-        """A stage's epochs: shuffled batches, one pass each, per-epoch records (the stage's history).
+                      before_epoch: Callable[[int], None] | None = None,
+                      epoch_values: Callable[[], Mapping[str, float]] | None = None,
+                      after_epoch: Callable[[int], None] | None = None,
+                      hist: Mapping[str, list[float]] | None = None) -> dict[str, list[float]]:
+        """A stage's epochs, the one training loop of every method: shuffled batches, one pass each,
+        per-epoch records (the stage's history), a finiteness check, the progress bar.
 
-        ``after_epoch(epoch)`` runs after each epoch's record (e.g. a snapshot
-        of the model); ``shown`` is the history key on the progress bar.
+        The hooks hold each method's per-epoch work: ``before_epoch(epoch)`` runs before the epoch's
+        batches are drawn (CLIB's targets and screening), ``epoch_values()`` gives values recorded
+        for the epoch beside the batch means (the screened counts), ``after_epoch(epoch)`` runs after
+        the epoch's record (e.g. a snapshot for the figures). ``hist`` holds records made before
+        the first epoch (the cold start); ``shown`` is the history key on the progress bar.
         """
-        hist: dict[str, list[float]] = defaultdict(list)
+        hist = defaultdict(list, {k: list(v) for k, v in (hist or {}).items()})
         bar = self._epoch_bar(n_epochs, desc)
         for epoch in bar:
             t0 = time.perf_counter()
+            if before_epoch is not None:
+                before_epoch(epoch)
             batches = _batches(n_rows, batch_size, gen)
-            self._record(hist, self._batch_sums(batches, train_batch), len(batches), t0)
+            sums = self._batch_sums(batches, train_batch)
+            self._record(hist, sums, len(batches), t0, epoch_values() if epoch_values is not None else {})
             self._check_finite(hist, epoch, n_epochs, desc)
             if after_epoch is not None:
                 after_epoch(epoch)
@@ -221,12 +240,14 @@ class EstimatorBase(BaseEstimator):
         """
         return {stage: without_timings(hist) for stage, hist in self.history_.items()}
 
-    def _record(self, hist: dict, sums: dict, n_batches: int, t0: float) -> None:
-        """Append per-epoch means of the batch values (one device sync per epoch)."""
+    def _record(self, hist: dict, sums: dict, n_batches: int, t0: float,
+                values: Mapping[str, float] | None = None) -> None:
+        """Append per-epoch means of the batch values (one device sync per epoch), then the epoch's
+        own ``values`` and the method's extras (e.g. fusion weights), then the epoch's seconds."""
         for k, v in sums.items():
             hist[k].append(float(v) / max(n_batches, 1))
-        for k, v in self._epoch_extras().items():
-            hist[k].append(v)
+        for k, v in {**(values or {}), **self._epoch_extras()}.items():
+            hist[k].append(float(v))
         hist[EPOCH_SECONDS].append(time.perf_counter() - t0)
 
 

@@ -1,7 +1,7 @@
 """The `method` param: which estimator a stage builds, and which one a saved state belongs to.
 
 All methods share the stages, the tracking and the metrics; each method's
-training lives in its own module. OMIB is supervised (the reference
+training lives in its own package (:mod:`mmib.methods.clib`, ...). OMIB is supervised (the reference
 ceiling): it alone receives labels, of its training split only.
 """
 
@@ -14,24 +14,37 @@ from mmib.errors import InputError
 from mmib.methods.table import METHODS, SUPERVISED, spec  # noqa: F401 (SUPERVISED: the stages read it here)
 
 
+def _clib() -> type:
+    from mmib.methods.clib.estimator import CLIB
+    return CLIB
+
+
+def _msdib() -> type:
+    from mmib.methods.msdib.estimator import MSDIB
+    return MSDIB
+
+
+def _omib() -> type:
+    from mmib.methods.omib.estimator import OMIB
+    return OMIB
+
+
+ESTIMATORS = {"clib": _clib, "msdib": _msdib, "omib": _omib}
+"""Each method's estimator class, imported when first built (a stage imports only the method it runs)."""
+
+
+def estimator_class(method: str) -> type:
+    """The estimator class of ``method`` (a clear error for a name the table does not hold)."""
+    spec(method)
+    if method not in ESTIMATORS:
+        raise InputError(f"method {method!r} has no estimator", file="params.yaml", field="method",
+                         fix=f"use one of {', '.join(ESTIMATORS)}")
+    return ESTIMATORS[method]()
+
 
 def build(params: Params, n_clusters: int, seed: int, progress: bool = True) -> Any:
-    """A fresh estimator of ``params.method`` with that method's hyper-parameters."""
-    if params.method == "clib":
-        from mmib.methods.clib import CLIB
-
-        return CLIB.from_params(params, n_clusters, seed=seed, progress=progress)
-    if params.method == "msdib":
-        from mmib.methods.msdib import MSDIB
-
-        return MSDIB(n_clusters, config=params.msdib, seed=seed, device=params.device, progress=progress)
-    if params.method == "omib":
-        from mmib.methods.omib import OMIB
-
-        return OMIB(n_clusters, config=params.omib, seed=seed, device=params.device, progress=progress)
-    spec(params.method)  # the table's error for a name it does not hold
-    raise InputError(f"method {params.method!r} has no estimator", file="params.yaml", field="method",
-                     fix=f"use one of {', '.join(METHODS)}")
+    """A fresh estimator of ``params.method`` with that method's hyper-parameters (its ``from_params``)."""
+    return estimator_class(params.method).from_params(params, n_clusters, seed=seed, progress=progress)
 
 
 def method_of_state(state: dict) -> str:

@@ -59,7 +59,6 @@ def _evaluate(dataset: str, params: Params) -> tuple[dict[str, Any], str, "Trace
     method = registry.method_of_state(states[params.seeds[0]])
     final_loss = {seed: _final_loss(state) for seed, state in states.items()}
     chosen = min(final_loss, key=final_loss.get)  # label-free choice (METHOD.md section 2)
-    out_dir = METRICS / dataset
     write_csv(assignments_path(dataset), label_free.assignments_frame(probas))
     result: dict[str, Any] = {
         "method": method,

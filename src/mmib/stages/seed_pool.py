@@ -62,7 +62,7 @@ def fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: i
 
 def fit_seed_group(stage: str, dataset: str, params_dict: dict, seeds: list[int], positions: list[int],
                    events: Any = None) -> list[tuple[dict, str, dict]]:
-    """CLIB's warm-up of ``seeds`` as one stacked model (``seed_batching``, :mod:`mmib.seed_batch`)
+    """CLIB's warm-up of ``seeds`` as one stacked model (``seed_batching``, :mod:`mmib.methods.clib.seed_batch`)
     on one CPU thread; per seed, what :func:`fit_seed` returns, and its own MLflow seed run."""
     from contextlib import ExitStack
 
@@ -71,7 +71,7 @@ def fit_seed_group(stage: str, dataset: str, params_dict: dict, seeds: list[int]
     from mmib.config import Params
     from mmib.epoch_metrics import EpochLogger
     from mmib.methods import registry
-    from mmib.seed_batch import fit_warmup_batched
+    from mmib.methods.clib.seed_batch import fit_warmup_batched
     from mmib.seed_runs import seed_report
 
     if stage != "warmup":
@@ -100,7 +100,7 @@ def fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) 
     All seeds start at once (up to two per core): single-thread processes
     time-share the cores without the spin-waiting of oversubscribed thread
     pools, and no core idles while the last seed finishes. One seed runs in
-    this process. With ``seed_batching`` (where :func:`mmib.seed_batch.supports`
+    this process. With ``seed_batching`` (where :func:`mmib.methods.clib.seed_batch.supports`
     the recipe: CLIB's warm-up without MINE, on the CPU) the seeds are dealt into one stacked
     model per core instead (:func:`_fit_stacked`).
     """
@@ -112,7 +112,7 @@ def fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) 
 
     seeds = list(params.seeds)
     if stage == "warmup" and params.seed_batching:
-        from mmib.seed_batch import supports
+        from mmib.methods.clib.seed_batch import supports
 
         if supports(params):
             return _fit_stacked(stage, dataset, params, events)
@@ -135,7 +135,7 @@ def _fit_stacked(stage: str, dataset: str, params: Params, events: Any) -> list[
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from mmib.seed_batch import seed_groups
+    from mmib.methods.clib.seed_batch import seed_groups
 
     seeds = list(params.seeds)
     groups = seed_groups(seeds, os.cpu_count() or 1)

@@ -26,7 +26,7 @@ def supervised_targets(dataset: str, params: Params, seed: int) -> tuple[np.ndar
     OMIB itself uses the rows of ``train_idx`` only; its metrics are on the rest.
     """
     from mmib.data.processed import load_processed
-    from mmib.methods.omib import stratified_split
+    from mmib.methods.omib.estimator import stratified_split
 
     _views, targets, _c = load_processed(PROCESSED / f"{dataset}.npz")
     if targets is None:

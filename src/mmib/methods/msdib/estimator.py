@@ -27,48 +27,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from mmib.method_params import MSDIBParams
-from torch import nn
 
 from mmib.errors import InputError
 from mmib.methods.base import STAGE2_SEED_OFFSET, WeightedFusionEstimator, _adam, _as_tensors
-from mmib.methods import msdib_losses as L
-from mmib.networks import FusedEncoders, VariationalEncoder, WeightedFusion
+from mmib.methods.msdib import losses as L
+from mmib.methods.msdib.config import MSDIBParams
+from mmib.methods.msdib.network import MSDIBNet
 from mmib.runtime import resolve_device, seed_everything
 
 STATE_FORMAT = "mmib-msdib-1"
 ARCH_FIELDS = ("latent_dim", "encoder_width", "ddc_hidden")
 LOSS_TERMS = ("ddc_cs", "ddc_orth", "ddc_simplex", "ddc", "kl", "mi_views", "l_ic",
               "mi_feat", "mi_assign", "l_ip", "total", "loss")
-
-
-class DDCHead(nn.Module):
-    """DDC clustering module: ``Linear(H, k) - ReLU - BN`` hidden layer, then ``Linear(k, C)`` (softmax by caller).
-
-    ``forward`` returns ``(logits, hidden)``; the hidden layer feeds DDC's kernel.
-    """
-
-    def __init__(self, latent_dim: int, hidden: int, n_clusters: int) -> None:
-        super().__init__()
-        self.hidden = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.BatchNorm1d(hidden))
-        self.out = nn.Linear(hidden, n_clusters)
-
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hid = self.hidden(h)
-        return self.out(hid), hid
-
-
-class MSDIBNet(FusedEncoders, nn.Module):
-    """Variational encoders, weighted fusion, the fused DDC head and one head per view (Fig. 1)."""
-
-    def __init__(self, dims: list[int], n_clusters: int, cfg: MSDIBParams) -> None:
-        super().__init__()
-        h = cfg.latent_dim
-        self.encoders = nn.ModuleList(VariationalEncoder(d, cfg.encoder_width, h) for d in dims)
-        self.fusion = WeightedFusion(len(dims))
-        self.fused_head = DDCHead(h, cfg.ddc_hidden, n_clusters)
-        self.view_heads = nn.ModuleList(DDCHead(h, cfg.ddc_hidden, n_clusters) for _ in dims)
-
 
 
 class MSDIB(WeightedFusionEstimator):
@@ -82,6 +52,7 @@ class MSDIB(WeightedFusionEstimator):
 
     state_format = STATE_FORMAT
     config_type = MSDIBParams
+    config_section = "msdib"
     state_name = "an MSDIB"
     state_fix = "re-run the MSDIB warm-up stage for this dataset"
 
@@ -151,9 +122,9 @@ class MSDIB(WeightedFusionEstimator):
         terms["l_ic"] = L.compression_loss(terms["kl"], terms["mi_views"], cfg.kl_weight)
         terms["mi_feat"], terms["mi_assign"] = L.preservation_terms(enc.hs, enc.fused, view_probs, fused_probs)
         terms["l_ip"] = terms["mi_feat"] + terms["mi_assign"]
-        loss = L.total_loss(terms["ddc"], terms["l_ip"], terms["l_ic"], cfg.alpha, cfg.beta)
+        loss, reported = L.eq1_objective(cfg.alpha, cfg.beta).combine(terms)
         parts = {k: v.detach() for k, v in terms.items()}
-        parts["total"] = parts["loss"] = loss.detach()
+        parts["total"] = parts["loss"] = reported["total"]
         return loss, parts
 
     # ------------------------------------------------------------------ plumbing

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -25,19 +24,20 @@ import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
 
-from mmib import losses
+from mmib.methods.clib import losses
 from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams
 from mmib.errors import InputError
-from mmib.methods import clib_defaults as shipped
+from mmib.methods.clib import defaults as shipped
 from mmib.methods.base import STAGE2_SEED_OFFSET, WeightedFusionEstimator, _adam, _as_tensors, _batches
-from mmib.methods.clib_model import CLIBNet, Encoded
+from mmib.methods.clib.network import CLIBNet, Encoded
+from mmib.methods.clib.objectives import calibration_objective, ib_objective, stage2_objective
+from mmib.methods.objective import Bound, Surrogate
 from mmib.methods.trace import TrainingTrace
 from mmib.runtime import resolve_device, seed_everything
-from mmib.training_record import COLD_START_LOSS, EPOCH_SECONDS, KMEANS_INERTIA, screened_key
+from mmib.training_record import COLD_START_LOSS, KMEANS_INERTIA, screened_key
 from mmib.validation import check_args
 
 STATE_FORMAT = "mmib-clib-1"
-CAL_TERMS = ("caliH", "re", "cluH", "con")
 
 
 class CLIB(WeightedFusionEstimator):
@@ -45,7 +45,7 @@ class CLIB(WeightedFusionEstimator):
 
     Parameters mirror params.yaml: ``alpha``/``beta`` (Eq. 2, 5), ``model``,
     ``warmup`` and ``calibrate`` sections. Their defaults are the shipped
-    recipe (:mod:`mmib.methods.clib_defaults`, equal to the committed
+    recipe (:mod:`mmib.methods.clib.defaults`, equal to the committed
     params.yaml); no params file is read. The stages build CLIB from
     params.yaml with :meth:`from_params`.
     """
@@ -163,29 +163,29 @@ class CLIB(WeightedFusionEstimator):
         self._kmeans_centers = None
         self.temperature_ = 1.0  # a new calibration: any earlier temperature no longer applies
         self.trace_.reset_calibration()
-        hist = defaultdict(list)
+        hist: dict[str, list[float]] = defaultdict(list)
         self._cold_start(xs, gen, hist)
         opt = _adam(net.parameters(), self.calibrate.lr, self.warmup.weight_decay)
-        bar = self._epoch_bar(self.calibration_epochs, "calibrate")
-        for epoch in bar:
-            t0 = time.perf_counter()
-            targets = self._epoch_targets(xs, epoch)
-            per_sample = {k: v for k, v in targets.items() if torch.is_tensor(v)}
+        targets: dict[str, Any] = {}
 
-            def train_batch(idx: torch.Tensor) -> dict:
-                loss, parts = self._calibration_loss([x[idx] for x in xs], {k: v[idx] for k, v in per_sample.items()})
-                self._step(opt, loss, list(net.parameters()))
-                return parts
+        def next_targets(epoch: int) -> None:  # Q_c, q_c and the screening, once per epoch (Eq. 7-10)
+            targets.clear()
+            targets.update(self._epoch_targets(xs, epoch))
 
-            batches = _batches(xs[0].shape[0], self.calibration_batch_size, gen)
-            sums = self._batch_sums(batches, train_batch)
-            for m, k in enumerate(targets["k_selected"]):
-                sums[screened_key(m)] = k * len(batches)
+        def train_batch(idx: torch.Tensor) -> dict:
+            per_sample = {k: v[idx] for k, v in targets.items() if torch.is_tensor(v)}
+            loss, parts = self._calibration_loss([x[idx] for x in xs], per_sample)
+            self._step(opt, loss, list(net.parameters()))
+            return parts
+
+        def screened() -> dict[str, float]:
+            values = {screened_key(m): k for m, k in enumerate(targets["k_selected"])}
             if not math.isnan(targets["kmeans_inertia"]):  # no K-Means this epoch: no inertia curve
-                sums[KMEANS_INERTIA] = targets["kmeans_inertia"] * len(batches)
-            self._record(hist, sums, len(batches), t0)
-            self._check_finite(hist, epoch, self.calibration_epochs, "calibrate")
-            self._show_epoch(bar, epoch, hist["loss"][-1], hist[EPOCH_SECONDS][-1])
+                values[KMEANS_INERTIA] = targets["kmeans_inertia"]
+            return values
+
+        hist = self._train_epochs(self.calibration_epochs, "calibrate", xs[0].shape[0], self.calibration_batch_size,
+                                  gen, train_batch, before_epoch=next_targets, epoch_values=screened, hist=hist)
         p_clu, _ = self._eval_outputs(xs)[1:]
         self.trace_.add_calibration(p_clu.cpu().numpy())  # after the last epoch
         self.history_["calibrate"] = dict(hist)
@@ -210,7 +210,7 @@ class CLIB(WeightedFusionEstimator):
         nce = sum(losses.info_nce(zs[i], zs[j], w.temperature) for i, j in pairs)
         if w.alignment_reduction == "mean":  # a mean over pairs: 2 views are unchanged, 6 views get 1/15
             nce = nce / len(pairs)
-        preservation = None
+        terms = {"kl": kl, "nce": nce}
         if w.preservation == "mine":
             perm = torch.randperm(enc.fused.shape[0], device=enc.fused.device)
             mine_est, mine_sur = [], []
@@ -220,47 +220,36 @@ class CLIB(WeightedFusionEstimator):
                                                                  w.mine_ema_rate)
                 mine_est.append(est)
                 mine_sur.append(sur)
-            preservation = ("mine", -torch.stack(mine_sur).sum(), torch.stack(mine_est).sum())
+            terms["mine"] = Bound(-torch.stack(mine_sur).sum(), torch.stack(mine_est).sum())
         elif w.preservation == "infonce":  # minimising NT-Xent(h^m, h^f) maximises sum_m (log B - NT-Xent)
             pres_nce = sum(losses.info_nce(h, enc.fused, w.temperature) for h in enc.hs)
-            preservation = ("preservation", pres_nce, len(enc.hs) * math.log(enc.fused.shape[0]) - pres_nce)
-        recon = losses.reconstruction_loss(xb, [dec(h) for dec, h in zip(net.decoders, enc.hs)]) \
-            if len(net.decoders) else None
-        return losses.ib_objective(kl, nce, w.kl_weight, self.beta, preservation, recon, w.reconstruction_weight)
+            terms["preservation"] = Bound(pres_nce, len(enc.hs) * math.log(enc.fused.shape[0]) - pres_nce)
+        if len(net.decoders):
+            terms["recon"] = losses.reconstruction_loss(xb, [dec(h) for dec, h in zip(net.decoders, enc.hs)])
+        loss, parts = ib_objective(w, self.beta).combine(terms)
+        parts["loss"] = parts["ib"]
+        return loss, parts
 
     def _calibration_loss(self, xb: list[torch.Tensor], tb: dict[str, torch.Tensor]
                           ) -> tuple[torch.Tensor, dict[str, float]]:
         net = self.net_
         enc = net.encode(xb, sample=True)
         ib_loss, parts = self._ib_loss(xb, enc)
-        if not self.calibrate.keep_ib:  # stage 2 on L_Cal alone (a switch; Eq. 2 keeps L_IB)
-            ib_loss, parts = ib_loss * 0.0, {"ib": torch.zeros(())}
         clu_logp = F.log_softmax(net.cluster_head(enc.fused), dim=1)
         # stop-gradient (Section 3.2.1 Note): calibration heads read detached h^m
         cal_in = enc.hs if self.calibrate.cal_heads_backprop else [h.detach() for h in enc.hs]
         cal_logp = [F.log_softmax(head(h), dim=1) for head, h in zip(net.cal_heads, cal_in)]
         cal_p = [lp.exp() for lp in cal_logp]
-        terms = {
+        l_cal, cal_parts = calibration_objective(self.calibrate).combine({
             "caliH": lambda: losses.calibration_head_loss(tb["target"], cal_logp) / self._view_divisor(self.calibrate.caliH_reduction),
             "re": lambda: losses.entropy_regulariser(cal_p),
             "cluH": lambda: losses.cluster_head_loss(clu_logp, tb["pseudo"], tb["selected"]),
             "con": lambda: losses.consistency_loss(cal_p, clu_logp) / self._view_divisor(self.calibrate.con_reduction),
-        }
-        switches = self.calibrate.losses.model_dump()
-        weights = self.calibrate.weights.model_dump()
-        l_cal = clu_logp.new_zeros(())
-        for name in CAL_TERMS:
-            if switches[name]:
-                value = terms[name]()
-                l_cal = l_cal + weights[name] * value
-                parts[name] = value.detach()
-        if self.calibrate.balance_weight > 0:  # spreads the cluster head's batch mean (a switch)
-            bal = losses.entropy_regulariser([clu_logp.exp()])
-            l_cal = l_cal + self.calibrate.balance_weight * bal
-            parts["balance"] = bal.detach()
-        parts["cal"] = l_cal.detach()
-        parts["loss"] = parts["ib"] + self.alpha * parts["cal"]
-        return ib_loss + self.alpha * l_cal, parts
+            "balance": lambda: losses.entropy_regulariser([clu_logp.exp()]),  # spreads the head's batch mean
+        })
+        loss, total_parts = stage2_objective(self.alpha, self.calibrate.keep_ib).combine(
+            {"ib": Surrogate(ib_loss, parts["ib"]), "cal": l_cal})
+        return loss, {**parts, **cal_parts, **total_parts}
 
     def _view_divisor(self, reduction: str) -> int:
         """``mean`` divides a sum over views (Eq. 7, Eq. 11) by M; ``sum`` keeps the paper's sum."""

@@ -41,7 +41,7 @@ Choices where the summary is silent (METHOD.md 5 fixes the rest):
   features ``z_m`` of the training rows (eval mode, each dimension
   standardised: MI is invariant to that), all with MINE as the summary says
   ("computed ... via MINE"): ``H(v_m) = I(v_m; v_m)`` and each ``I`` by the
-  Donsker-Varadhan bound (``losses.mine_dv`` + ``networks.MineCritic``, one
+  Donsker-Varadhan bound (``bounds.mine_dv`` + ``networks.MineCritic``, one
   critic per term, ``mine_steps`` Adam steps on batches, then the bound on
   all training rows, floored at 0). One estimator for every term keeps the
   joint entropy consistent (two identical views give ``H1 + H2 - I = H1``).
@@ -76,14 +76,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmib.method_params import OMIBParams
-from torch import nn
 
-from mmib import losses
 from mmib.errors import InputError
+from mmib.methods import bounds
 from mmib.methods.base import STAGE2_SEED_OFFSET, EstimatorBase, _adam, _as_tensors
-from mmib.methods import omib_losses as ol
-from mmib.networks import ClusterHead, MineCritic, VariationalEncoder, reparameterise
+from mmib.methods.omib import losses as ol
+from mmib.methods.omib.config import OMIBParams
+from mmib.methods.omib.network import OMIBNet
+from mmib.networks import MineCritic
 from mmib.runtime import resolve_device, seed_everything
 
 STATE_FORMAT = "mmib-omib-1"
@@ -133,65 +133,6 @@ def _train_labels(labels: Any, train_idx: np.ndarray, n: int, n_classes: int) ->
     return y
 
 
-# ---------------------------------------------------------------- networks
-def _encoder(in_dim: int, width: int, out_dim: int) -> nn.Sequential:
-    """Deterministic ``d -> w -> w -> H`` MLP (BN + ReLU between), the TRB encoder."""
-    return nn.Sequential(
-        nn.Linear(in_dim, width), nn.BatchNorm1d(width), nn.ReLU(),
-        nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(),
-        nn.Linear(width, out_dim),
-    )
-
-
-class CrossAttentionFusion(nn.Module):
-    """CAN: each view token attends to the other views' tokens; residual, LayerNorm, mean-pool."""
-
-    def __init__(self, dim: int, n_views: int) -> None:
-        super().__init__()
-        heads = 4 if dim % 4 == 0 else 1
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.norm = nn.LayerNorm(dim)
-        # True = may not attend: the diagonal, so a token never attends to itself
-        self.register_buffer("mask", torch.eye(n_views, dtype=torch.bool), persistent=False)
-
-    def forward(self, zetas: list[torch.Tensor]) -> torch.Tensor:
-        t = torch.stack(zetas, dim=1)  # B x M x H
-        out, _ = self.attn(t, t, t, attn_mask=self.mask, need_weights=False)
-        return self.norm(t + out).mean(dim=1)
-
-
-class OMIBNet(nn.Module):
-    def __init__(self, dims: list[int], n_classes: int, latent_dim: int, width: int) -> None:
-        super().__init__()
-        h = latent_dim
-        self.latent_dim = h
-        self.encoders = nn.ModuleList(_encoder(d, width, h) for d in dims)
-        self.decoders = nn.ModuleList(ClusterHead(2 * h, width, n_classes) for _ in dims)
-        self.vaes = nn.ModuleList(VariationalEncoder(h, width, h) for _ in dims)
-        self.fusion = CrossAttentionFusion(h, len(dims))
-        self.head = ClusterHead(h, width, n_classes)
-
-    @property
-    def n_views(self) -> int:
-        return len(self.encoders)
-
-    def warmup_parameters(self) -> list[nn.Parameter]:
-        return [*self.encoders.parameters(), *self.decoders.parameters()]
-
-    def embed(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [enc(x) for enc, x in zip(self.encoders, xs)]
-
-    def fuse(self, zs: list[torch.Tensor], sample: bool
-             ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-        mus, logvars, zetas = [], [], []
-        for vae, z in zip(self.vaes, zs):
-            mu, lv = vae(z)
-            mus.append(mu)
-            logvars.append(lv)
-            zetas.append(reparameterise(mu, lv, sample))
-        return mus, logvars, self.fusion(zetas)
-
-
 # ---------------------------------------------------------------- estimator
 class OMIB(EstimatorBase):
     """Optimal Multimodal Information Bottleneck, a supervised multi-view classifier.
@@ -203,6 +144,7 @@ class OMIB(EstimatorBase):
     fit_hint = "call fit(views, labels) first"
     state_format = STATE_FORMAT
     config_type = OMIBParams
+    config_section = "omib"
     state_name = "an OMIB"
     state_fix = "re-run the OMIB warm-up stage"
 
@@ -311,7 +253,7 @@ class OMIB(EstimatorBase):
         mus, logvars, xi = net.fuse(zs, sample=True)
         logits = net.head(xi)
         ce = F.cross_entropy(logits, yb)
-        kls = [losses.gaussian_kl(mu, lv) for mu, lv in zip(mus, logvars)]
+        kls = [bounds.gaussian_kl(mu, lv) for mu, lv in zip(mus, logvars)]
         # p(y_m | xi, z_m): the TRB heads with xi in the noise slot; detached inputs (side loss)
         xi_d = xi.detach()
         dec_logits = [dec(torch.cat([z.detach(), xi_d], dim=1)) for dec, z in zip(net.decoders, zs)]
@@ -324,10 +266,8 @@ class OMIB(EstimatorBase):
             beta_eff = ol.effective_beta(cfg.beta, m_u)
         wkl = ol.weighted_kl(kls, rs)
         omf = ce + beta_eff.to(wkl.dtype) * wkl
-        dec_total = torch.stack(ce_dec).sum()
-        total = omf + dec_total
-        parts: dict[str, torch.Tensor] = {"ce": ce.detach(), "omf": omf.detach(), "ce_dec": dec_total.detach(),
-                                          "total": total.detach(), "r": rs.mean(), "beta_eff": beta_eff,
+        total, reported = ol.MAIN_OBJECTIVE.combine({"omf": omf, "ce_dec": torch.stack(ce_dec).sum()})
+        parts: dict[str, torch.Tensor] = {"ce": ce.detach(), **reported, "r": rs.mean(), "beta_eff": beta_eff,
                                           "M_u": m_u}
         for m, kl in enumerate(kls):
             parts[f"kl_view{m}"] = kl.detach()
@@ -382,7 +322,7 @@ class OMIB(EstimatorBase):
             rows = torch.randperm(n, generator=gen)[:bs].to(self.device_)
             perm = torch.randperm(bs, generator=gen).to(self.device_)
             t_joint, t_marg = critic.joint_and_marginal(a[rows], b[rows], perm)
-            est, surrogate, log_ema = losses.mine_dv(t_joint, t_marg, log_ema, cfg.mine_ema_rate)
+            est, surrogate, log_ema = bounds.mine_dv(t_joint, t_marg, log_ema, cfg.mine_ema_rate)
             self._step(opt, -surrogate, list(critic.parameters()))
             trace.append(est.detach())
         with torch.no_grad():

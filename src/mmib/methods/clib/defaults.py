@@ -2,7 +2,7 @@
 
 ``CLIB()`` outside the pipeline takes these; it never reads a params file.
 The pipeline does not use them: its stages build CLIB from params.yaml
-(:meth:`mmib.methods.clib.CLIB.from_params`), the one source of truth of
+(:meth:`mmib.methods.clib.estimator.CLIB.from_params`), the one source of truth of
 every param. tests/test_clib_estimator.py checks that these values equal
 the committed params.yaml, so a change of the recipe that forgets them fails
 the suite.

@@ -14,20 +14,12 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mmib.methods.bounds import gaussian_kl, mine_dv  # noqa: F401 (Eq. 3's compression and Eq. 4's MINE term)
+
 EPS = 1e-8
 
 
 # ---------------------------------------------------------------- stage 1: L_IB
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Compression bound on I(X^m; H^m) (Eq. 3, Theorem 2; METHOD.md 1).
-
-    ``KL(N(mu, sigma^2) || N(0, I))`` summed over latent dimensions and
-    averaged over the batch: the standard variational IB bound (Alemi et al.).
-    """
-    kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)
-    return kl.sum(dim=1).mean()
-
-
 def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float) -> torch.Tensor:
     """Symmetric NT-Xent between two views (Eq. 3 alignment term, Theorem 3).
 
@@ -43,32 +35,6 @@ def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float) -> torch.
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
-def mine_dv(t_joint: torch.Tensor, t_marginal: torch.Tensor, log_ema: torch.Tensor | None,
-            ema_rate: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """MINE Donsker-Varadhan bound with the bias-corrected gradient (Eq. 4; METHOD.md 1).
-
-    ``I_DV = E_joint[T] - log E_marginal[e^T]``. The mini-batch gradient of the
-    log term is biased; MINE replaces its denominator by a moving average of
-    ``E[e^T]``. Here the average is kept in log space (``log_ema``) so large
-    critic outputs never overflow.
-
-    Returns ``(estimate, surrogate, new_log_ema)``: ``estimate`` is the DV
-    value to log; ``surrogate`` has the same value's joint part and the
-    bias-corrected gradient (maximise it); ``new_log_ema`` is detached.
-    """
-    n = t_marginal.shape[0]
-    log_mean_exp = torch.logsumexp(t_marginal.reshape(-1), dim=0) - math.log(n)
-    estimate = t_joint.mean() - log_mean_exp
-    current = log_mean_exp.detach()
-    if log_ema is None:
-        new_log_ema = current
-    else:
-        new_log_ema = torch.logaddexp(log_ema + math.log1p(-ema_rate), current + math.log(ema_rate))
-    # d/dtheta exp(lme - c) = E[e^T dT] / ema: the corrected gradient of log E[e^T].
-    surrogate = t_joint.mean() - torch.exp(log_mean_exp - new_log_ema)
-    return estimate, surrogate, new_log_ema
-
-
 def reconstruction_loss(xs: list[torch.Tensor], x_hats: list[torch.Tensor]) -> torch.Tensor:
     """``sum_m mean_i ||x^m_i - xhat^m_i||^2 / d_m``: per-view decoders from h^m (a switch, not in the paper).
 
@@ -77,35 +43,6 @@ def reconstruction_loss(xs: list[torch.Tensor], x_hats: list[torch.Tensor]) -> t
     (README "Deviations"). Mean squared error per feature, summed over views.
     """
     return sum(F.mse_loss(x_hat, x) for x, x_hat in zip(xs, x_hats))
-
-
-def ib_objective(kl: torch.Tensor, nce: torch.Tensor, kl_weight: float, beta: float = 0.0,
-                 preservation: tuple[str, torch.Tensor, torch.Tensor] | None = None,
-                 recon: torch.Tensor | None = None, recon_weight: float = 0.0
-                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """L_IB (Eq. 5) assembled from its computed terms, and the detached values reported per batch.
-
-    The loss is ``kl_weight * KL + NT-Xent + beta * surrogate + recon_weight * recon``; the reported
-    ``ib`` (= ``loss``) uses the preservation *estimate* instead, subtracted: ``preservation`` is
-    ``(name, surrogate, estimate)``, e.g. MINE's bias-corrected surrogate with its DV estimate, or
-    InfoNCE's NT-Xent with its bound. One assembly for the per-seed and the stacked warm-up
-    (:meth:`mmib.methods.clib.CLIB._ib_loss`, :func:`mmib.seed_batch._stacked_ib_loss`).
-    """
-    loss = kl_weight * kl + nce
-    parts: dict[str, torch.Tensor] = {"kl": kl.detach(), "nce": nce.detach()}
-    ib = kl_weight * parts["kl"] + parts["nce"]
-    if preservation is not None:
-        name, surrogate, estimate = preservation
-        loss = loss + beta * surrogate
-        parts[name] = estimate.detach()
-        ib = ib - beta * parts[name]
-    if recon is not None:
-        loss = loss + recon_weight * recon
-        parts["recon"] = recon.detach()
-        ib = ib + recon_weight * parts["recon"]
-    parts["ib"] = ib
-    parts["loss"] = ib
-    return loss, parts
 
 
 # ---------------------------------------------------------------- stage 2: L_Cal

@@ -1,12 +1,12 @@
 """CLIB's warm-up for R seeds as one stacked model (``seed_batching``; README "Speed").
 
-Each seed is an ordinary :class:`mmib.methods.clib.CLIB`: it is built and
+Each seed is an ordinary :class:`mmib.methods.clib.estimator.CLIB`: it is built and
 initialised exactly as ``fit_warmup`` builds it (``seed_everything(seed)``,
 then its network), keeps its own batch order (its generator) and its own
 noise stream (the global torch RNG state its own ``fit_warmup`` would draw
 from), its own gradient clipping, trace K-Means, history and finiteness
 check. Only the arithmetic is shared: the seeds' warm-up parameters are
-stacked (:mod:`mmib.stacked`) so every op of a step runs once for all R
+stacked (:mod:`mmib.methods.clib.stacked`) so every op of a step runs once for all R
 seeds, and one Adam updates the stack (Adam is elementwise: the same update
 as R Adams). After every epoch the stack is copied back into each seed's
 network, so after training each seed is a plain CLIB whose ``state()`` is
@@ -26,11 +26,13 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from mmib import losses, stacked, stacked_losses
+from mmib.methods.clib import stacked, stacked_losses
+from mmib.methods.clib.objectives import ib_objective
+from mmib.methods.objective import Bound
 from mmib.config import Params
 from mmib.errors import InputError
 from mmib.methods.base import _adam, _as_tensors, _batches
-from mmib.methods.clib import CLIB
+from mmib.methods.clib.estimator import CLIB
 from mmib.runtime import resolve_device, seed_everything
 from mmib.training_record import EPOCH_SECONDS
 
@@ -98,18 +100,19 @@ def _stacked_ib_loss(model: CLIB, params: dict, buffers: dict, xb: list[torch.Te
     nce = sum(stacked_losses.info_nce(zs[i], zs[j], w.temperature) for i, j in pairs)
     if w.alignment_reduction == "mean":
         nce = nce / len(pairs)
-    preservation = None
+    terms = {"kl": kl, "nce": nce}
     if w.preservation == "infonce":
         fw = torch.softmax(params["fusion.logits"], dim=-1)  # R x M
         fused = sum(fw[:, m, None, None] * h for m, h in enumerate(hs))
         pres_nce = sum(stacked_losses.info_nce(h, fused, w.temperature) for h in hs)
-        preservation = ("preservation", pres_nce, len(hs) * np.log(fused.shape[1]) - pres_nce)
-    recon = None
+        terms["preservation"] = Bound(pres_nce, len(hs) * np.log(fused.shape[1]) - pres_nce)
     if len(net.decoders):
         x_hats = [stacked.sequential(net.decoders[m].net, f"decoders.{m}.net", params, buffers, h)
                   for m, h in enumerate(hs)]
-        recon = stacked_losses.reconstruction_loss(xb, x_hats)
-    return losses.ib_objective(kl, nce, w.kl_weight, model.beta, preservation, recon, w.reconstruction_weight)
+        terms["recon"] = stacked_losses.reconstruction_loss(xb, x_hats)
+    loss, parts = ib_objective(w, model.beta).combine(terms)
+    parts["loss"] = parts["ib"]
+    return loss, parts
 
 
 def fit_warmup_batched(models: list[CLIB], views: list[np.ndarray]) -> list[CLIB]:

@@ -29,7 +29,8 @@ import sys
 
 import torch
 
-from mmib.losses import gaussian_kl
+from mmib.methods.bounds import gaussian_kl
+from mmib.methods.objective import Objective, Term
 
 MACHINE_EPS = sys.float_info.epsilon  # IIC's clamp (float64 machine epsilon), as its reference code
 DDC_EPS = 1e-9                        # the DDC reference code's floor on CS numerators and sigma^2
@@ -77,7 +78,7 @@ def compression_terms(mus: list[torch.Tensor], logvars: list[torch.Tensor], hs: 
     """``(mean_m KL_m, (1/M) sum_{i<j} I(H^i; H^j))``: the two parts of L_IC (Eq. 16).
 
     ``KL_m`` is the variational IB bound ``KL(N(mu, sigma^2) || N(0, I))``
-    summed over latent dims and averaged over the batch (``mmib.losses.gaussian_kl``).
+    summed over latent dims and averaged over the batch (``mmib.methods.bounds.gaussian_kl``).
     """
     m = len(hs)
     kl = torch.stack([gaussian_kl(mu, lv) for mu, lv in zip(mus, logvars)]).mean()
@@ -103,10 +104,9 @@ def preservation_terms(hs: list[torch.Tensor], fused: torch.Tensor, view_probs: 
     return mi_feat, mi_assign
 
 
-def total_loss(ddc: torch.Tensor, l_ip: torch.Tensor, l_ic: torch.Tensor, alpha: float, beta: float
-               ) -> torch.Tensor:
-    """Eq. 1: ``L = L_DDC - alpha * L_IP + beta * L_IC``."""
-    return ddc - alpha * l_ip + beta * l_ic
+def eq1_objective(alpha: float, beta: float) -> Objective:
+    """Eq. 1: ``L = L_DDC - alpha * L_IP + beta * L_IC`` as weighted terms (reported as ``total``)."""
+    return Objective("total", (Term("ddc"), Term("l_ip", -alpha), Term("l_ic", beta)))
 
 
 # ---------------------------------------------------------------- L_DDC (Eq. 4; Kampffmeyer et al. 2019)

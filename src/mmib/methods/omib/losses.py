@@ -2,7 +2,7 @@
 
 Formulas follow ``../shared/papers/OMIB-ICML2025-summary.md`` and
 ``../shared/docs/METHOD.md`` section 5; the choices the summary leaves open
-are stated in each docstring (and collected in ``mmib.methods.omib``).
+are stated in each docstring (and collected in ``mmib.methods.omib.estimator``).
 Every function is stateless, so each can be checked against a hand value.
 
 Notation: view 0 is the reference view (the paper's v_1, KL weight 1); view
@@ -16,7 +16,13 @@ from collections.abc import Sequence
 
 import torch
 
+from mmib.methods.objective import Objective, Term
+
 EPS = 1e-12
+
+MAIN_OBJECTIVE = Objective("total", (Term("omf"), Term("ce_dec")))
+"""The main stage's loss: L_OMF (``ce + beta_eff * weighted KL``) plus the decoders' side loss
+``ce_dec`` (their inputs are detached: it trains the decoders only). Reported as ``total``."""
 
 
 def categorical_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
