@@ -45,7 +45,7 @@ def test_only_the_headline_metrics_file_is_a_dvc_metrics_file():
 
 def _headline(acc: float) -> dict:
     return {k: {"mean": acc - i, "std": 0.123456} for i, k in enumerate(("acc", "nmi", "ari", "ece",
-                                                                          "mean_confidence"))}
+                                                                          "mean_confidence", "seed_agreement"))}
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,7 @@ def test_make_show_fits_120_columns(shown_clone):
     one = run([*make, "SHOW_DATASETS=tiny"], work, wide)
     assert _width(one) <= WIDTH, one
     assert "tiny.acc.mean" in one and "tiny.ece.mean" in one and "caltech_2v" not in one
+    assert "tiny.seed_agreement.mean" in one  # label-free: what unlabelled data is compared by
     assert "alpha" in one and "0.3" in one  # the param that differs between the rows
     assert "…" not in one, one  # nothing cut
     for hidden in ("src/mmib", "std", "ari", "mean_confidence", "beta"):  # hashes, secondary and same columns

@@ -93,7 +93,9 @@ def test_unlabelled_data_finishes_the_pipeline(unlabelled):
     assert baselines["methods"] == {} and "no labels" in baselines["note"]
     summary = summarize_stage.summarize(params)
     assert summary["tiny"]["mean_confidence"]["mean"] == pytest.approx(free["mean_confidence"]["mean"])
-    assert "acc" not in summary["tiny"] and summary["tiny"]["label_free"]["seed_agreement"]
+    assert "acc" not in summary["tiny"]
+    assert summary["tiny"]["seed_agreement"] == free["seed_agreement"]["nmi"]  # label-free: a `dvc exp show` column
+    assert summary["tiny"]["silhouette"] == free["silhouette"]
     assert "tiny: no labels" in (work / "metrics" / "metrics.md").read_text()
     report_stage.report(params)
     assert "no labels" in (work / "metrics" / "report.md").read_text()
@@ -107,6 +109,9 @@ def test_labelled_data_gets_the_assignments_too(unlabelled):
     result = evaluate_stage.evaluate("tiny", load_params("params.yaml"))
     assert result["labels"] is True and 0 <= result["acc"]["mean"] <= 100 and "note" not in result
     assert result["label_free"]["seed_agreement"]["n_pairs"] == 1
+    summary = summarize_stage.summarize(load_params("params.yaml"))["tiny"]
+    assert set(summary) == {"acc", "nmi", "ari", "ece", "mean_confidence", "seed_agreement"}
+    assert summary["seed_agreement"] == result["label_free"]["seed_agreement"]["nmi"]
     assignments = pd.read_csv(work / "metrics" / "tiny" / "assignments.csv")
     assert len(assignments) == 60 and "seed1_cluster" in assignments
     assert (work / "metrics" / "tiny" / "plots" / "reliability.png").exists()

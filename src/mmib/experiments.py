@@ -26,7 +26,7 @@ from mmib.atomic_io import atomic_path, write_text
 METRICS_FILE = "metrics/metrics.json"
 DETAILS_FILE = "metrics/details.json"  # summarize's plain output (mmib.stages.paths.DETAILS_PATH): not in `dvc exp show`
 COLUMNS = ("experiment", "rev", "method", "recipe", "alpha", "beta", "n_seeds", "dataset", "metric", "mean", "std")
-SHOWN = ("acc", "nmi", "ece", "mean_confidence")
+SHOWN = ("acc", "nmi", "ece", "mean_confidence", "seed_agreement")  # the last: label-free (README "Choosing a recipe without labels")
 
 
 def _in_workspace(rev: dict) -> bool:
@@ -125,8 +125,8 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     out = ["# Experiments (from `dvc exp show`)", ""]
     for dataset, sub in frame.groupby("dataset", sort=True):
-        out += [f"## {dataset}", "", "| experiment | method | recipe | alpha | beta | seeds | ACC | NMI | ECE | mean conf |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+        out += [f"## {dataset}", "", "| experiment | method | recipe | alpha | beta | seeds | ACC | NMI | ECE | mean conf | seeds agree (NMI) |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for (exp, rev), grp in sub.groupby(["experiment", "rev"], sort=False):
             first = grp.iloc[0]
             cells = {r.metric: f"{r.mean:.1f} ± {r.std:.1f}" for r in grp.itertuples()}
