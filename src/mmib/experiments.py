@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 
 from mmib.atomic_io import atomic_path, write_text
+from mmib.methods.table import spec as method_spec
+from mmib.methods.table import trade_off
 
 METRICS_FILE = "metrics/metrics.json"
 DETAILS_FILE = "metrics/details.json"  # summarize's plain output (mmib.stages.paths.DETAILS_PATH): not in `dvc exp show`
@@ -49,8 +51,6 @@ def _revisions(show: list[dict]) -> Iterator[tuple[str, dict]]:
 def _trade_off(params: dict, method: str) -> tuple[Any, Any]:
     """Each method's own alpha/beta, where :data:`mmib.methods.table.METHODS` says it keeps them
     (CLIB top level, MSDIB in `msdib:`; OMIB has none: its beta is capped by the bound M_u); "—" if none."""
-    from mmib.methods.table import trade_off
-
     return tuple("—" if v is None else v for v in trade_off(method, params))
 
 
@@ -104,7 +104,7 @@ def rows_of(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for rec in records:
         name, params, metrics = rec["name"], rec["params"], rec["metrics"]
         method = params.get("method", "clib")
-        recipe = recipe_label(params, shipped) if method == "clib" else "—"
+        recipe = recipe_label(params, shipped) if method_spec(method).top_level_recipe else "—"
         alpha, beta = _trade_off(params, method)
         for dataset, values in metrics.items():
             for metric in SHOWN:
@@ -130,7 +130,7 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
         for (exp, rev), grp in sub.groupby(["experiment", "rev"], sort=False):
             first = grp.iloc[0]
             cells = {r.metric: f"{r.mean:.1f} ± {r.std:.1f}" for r in grp.itertuples()}
-            method = first["method"] + (" (supervised ceiling)" if first["method"] == "omib" else "")
+            method = first["method"] + (" (supervised ceiling)" if method_spec(first["method"]).supervised else "")
             out.append(f"| {exp} | {method} | {first['recipe']} | {first['alpha']} | {first['beta']} | {first['n_seeds']} | "
                        + " | ".join(cells.get(m, "—") for m in SHOWN) + " |")
         out.append("")

@@ -25,10 +25,16 @@ class MethodSpec:
     """The calibrate stage fits its confidence temperature (``calibrate.confidence``)."""
     lowest_loss_row: bool = False
     """The report shows its lowest-final-loss seed (METHOD.md section 2) as a row of its own."""
+    top_level_recipe: bool = False
+    """Its params are params.yaml's top-level recipe (``model``, ``warmup``, ``calibrate``): `make experiments`
+    names each run's recipe against the shipped one (:func:`mmib.recipes.recipe_label`)."""
+    stacked_warmup: bool = False
+    """Its warm-up can train the seeds as one stacked model (``seed_batching``; :mod:`mmib.methods.clib.seed_batch`)."""
 
 
 METHODS: dict[str, MethodSpec] = {
-    "clib": MethodSpec("CLIB", trade_off="", fits_temperature=True, lowest_loss_row=True),
+    "clib": MethodSpec("CLIB", trade_off="", fits_temperature=True, lowest_loss_row=True, top_level_recipe=True,
+                       stacked_warmup=True),
     "msdib": MethodSpec("MSDIB", trade_off="msdib"),
     "omib": MethodSpec("OMIB", trade_off=None, supervised=True),  # beta capped by the bound M_u: no trade-off
 }
