@@ -18,7 +18,7 @@ Multi-aspect Self-guided Deep Information Bottleneck (Hu et al., AAAI 2025;
 MSDIB pre-trains nothing, so ``fit_warmup`` only builds (and seeds) the
 network and records an empty ``warmup`` history: the pipeline's first stage
 stays a cheap no-op and its second stage calls ``fit_calibration``, the whole
-training. The loss terms are pure functions in ``msdib_losses``.
+training. The loss terms are pure functions in :mod:`mmib.methods.msdib.losses`.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ Choices where the summary is silent (METHOD.md 5 fixes the rest):
   gradient that reaches encoders, VAEs and fusion. ``p(y | xi)`` is
   ``q(y | xi)``, the fused head.
 - r per batch from the batch's detached predictions, as ratio of means
-  (METHOD.md 5; :func:`omib_losses.dynamic_weight_r`). M > 2 views: view 0
+  (METHOD.md 5; :func:`mmib.methods.omib.losses.dynamic_weight_r`). M > 2 views: view 0
   is the reference (weight 1); view m >= 1 gets r_m from view m vs view 0.
   ``history_['calibrate']['r']`` is the mean of the r_m (= r for M = 2).
 - ``M_u = 1 / ((1 + sum_m r_m) H(v_1..v_M))`` per batch (it moves with r)
