@@ -38,7 +38,7 @@ def make_clib(seed: int = 0, *, warmup_free: bool = False, screening: str = "s2"
                             temperature=0.5, mine_ema_rate=0.01, mine_clamp=10.0, grad_clip=5.0,
                             **PAPER_WARMUP),
         calibrate=CalibrateParams(epochs=C_EPOCHS, lr=1e-2, screening=screening, cold_start_epochs=1,
-                                  kmeans_n_init=1, kmeans_warm_start=True,
+                                  kmeans_n_init=1, kmeans_warm_start=True, kmeans_backend="auto",
                                   losses=LossSwitches(caliH=True, re=True, cluH=True, con=True),
                                   weights=LossWeights(caliH=1.0, re=1.0, cluH=1.0, con=1.0), con_reduction=con_reduction,
                                   warmup_free=warmup_free, cal_heads_backprop=False,

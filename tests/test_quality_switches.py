@@ -76,7 +76,8 @@ def make(warmup: dict | None = None, calibrate: dict | None = None, **kw) -> CLI
         warmup=WarmupParams(epochs=1, batch_size=20, lr=1e-2, weight_decay=0.0, kl_weight=1e-3, temperature=0.5,
                             mine_ema_rate=0.01, mine_clamp=10.0, grad_clip=5.0, **{**PAPER_WARMUP, **(warmup or {})}),
         calibrate=CalibrateParams(epochs=1, lr=1e-2, screening="s2", cold_start_epochs=1, kmeans_n_init=1,
-                                  kmeans_warm_start=True, losses=LossSwitches(caliH=True, re=True, cluH=True, con=True),
+                                  kmeans_warm_start=True, kmeans_backend="auto",
+                                  losses=LossSwitches(caliH=True, re=True, cluH=True, con=True),
                                   weights=LossWeights(caliH=1.0, re=1.0, cluH=1.0, con=1.0), con_reduction="sum",
                                   warmup_free=False, cal_heads_backprop=False, **{**PAPER_CALIBRATE, **(calibrate or {})}),
         seed=0, device="cpu", progress=False, **kw)

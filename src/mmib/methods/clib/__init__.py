@@ -6,6 +6,7 @@
 - :mod:`.network`: encoders, fusion, critics, decoders, projections and heads (Fig. 1).
 - :mod:`.estimator`: :class:`~mmib.methods.clib.estimator.CLIB`, the scikit-learn style estimator.
 - :mod:`.seed_batch`, :mod:`.stacked`, :mod:`.stacked_losses`: its warm-up for R seeds as one stacked model.
+- :mod:`.device_kmeans`: its per-epoch K-Means in torch on the training device, R seeds per call.
 
 Nothing is imported here: :mod:`mmib.config` reads :mod:`.config` without loading torch.
 """

@@ -59,6 +59,7 @@ class CalibrateParams(StrictModel):
     cold_start_epochs: int = NonNeg
     kmeans_n_init: int = Pos
     kmeans_warm_start: bool
+    kmeans_backend: Literal["auto", "sklearn", "torch"]  # the per-epoch K-Means: auto = torch on CUDA, sklearn on the CPU
     losses: LossSwitches
     weights: LossWeights
     con_reduction: Literal["sum", "mean"]

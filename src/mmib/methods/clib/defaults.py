@@ -21,6 +21,7 @@ WARMUP = WarmupParams(
     projection_dim=128, alignment_reduction="mean")
 CALIBRATE = CalibrateParams(
     epochs=20, lr=0.001, screening="s2", cold_start_epochs=5, kmeans_n_init=10, kmeans_warm_start=True,
+    kmeans_backend="auto",
     losses=LossSwitches(caliH=True, re=True, cluH=True, con=False),
     weights=LossWeights(caliH=2.0, re=1.0, cluH=1.0, con=2.0),
     con_reduction="mean", warmup_free=False, cal_heads_backprop=False, cold_start_clusters="spectral_views",

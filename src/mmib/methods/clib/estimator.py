@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
 
-from mmib.methods.clib import losses
+from mmib.methods.clib import device_kmeans, losses
 from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams
 from mmib.errors import InputError
 from mmib.methods.clib import defaults as shipped
@@ -38,6 +38,8 @@ from mmib.training_record import COLD_START_LOSS, KMEANS_INERTIA, screened_key
 from mmib.validation import check_args
 
 STATE_FORMAT = "mmib-clib-1"
+PER_SAMPLE_TARGETS = ("target", "selected", "pseudo")
+"""The keys of :meth:`CLIB._epoch_targets` with one row per sample (a batch takes its rows)."""
 
 
 class CLIB(WeightedFusionEstimator):
@@ -173,7 +175,7 @@ class CLIB(WeightedFusionEstimator):
             targets.update(self._epoch_targets(xs, epoch))
 
         def train_batch(idx: torch.Tensor) -> dict:
-            per_sample = {k: v[idx] for k, v in targets.items() if torch.is_tensor(v)}
+            per_sample = {k: targets[k][idx] for k in PER_SAMPLE_TARGETS}
             loss, parts = self._calibration_loss([x[idx] for x in xs], per_sample)
             self._step(opt, loss, list(net.parameters()))
             return parts
@@ -256,40 +258,73 @@ class CLIB(WeightedFusionEstimator):
         return self.net_.n_views if reduction == "mean" else 1
 
     # ------------------------------------------------------------------ stage 2 helpers
-    def _kmeans(self, features: torch.Tensor, salt: int, previous: np.ndarray | None) -> KMeans:
-        """Seeded K-Means on detached fused features.
+    def _kmeans_backend(self) -> str:
+        """``calibrate.kmeans_backend`` resolved: ``auto`` is torch on a CUDA device, sklearn on the CPU
+        (whose numbers the published tables came from, bit for bit)."""
+        backend = self.calibrate.kmeans_backend
+        if backend == "auto":
+            return "torch" if self.device_.type == "cuda" else "sklearn"
+        return backend
+
+    def _kmeans_input(self, features: torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Detached fused features as the K-Means backend takes them: float64 NumPy for sklearn (as the
+        model has always called it), a float64 tensor where they are for torch."""
+        if self._kmeans_backend() == "torch":
+            return features.detach().to(torch.float64)
+        return features.detach().cpu().numpy().astype(np.float64)
+
+    def _kmeans(self, features: torch.Tensor, salt: int, previous: np.ndarray | torch.Tensor | None
+                ) -> tuple[Any, Any, Any]:
+        """Seeded K-Means on detached fused features: ``(labels, centres, inertia)``.
 
         With ``kmeans_warm_start`` a fit that has ``previous`` centroids starts
         from them (one run), so the pseudo-clusters Q_c of consecutive epochs
         stay consistent; otherwise ``kmeans_n_init`` k-means++ restarts.
+        sklearn gives NumPy arrays and a float; torch (:func:`batched_kmeans`)
+        tensors on the training device.
         """
-        x = features.detach().cpu().numpy().astype(np.float64)
-        rs = (self.seed * 7919 + salt) % (2**31 - 1)
+        if self._kmeans_backend() == "torch":
+            fit = batched_kmeans([self], features.unsqueeze(0), salt, [previous])
+            return fit.labels[0], fit.centers[0], fit.inertia[0]
+        x = self._kmeans_input(features)
+        rs = self._kmeans_random_state(salt)
         if self.calibrate.kmeans_warm_start and previous is not None:
-            return KMeans(self.n_clusters, init=previous, n_init=1, random_state=rs).fit(x)
-        return KMeans(self.n_clusters, n_init=self.calibrate.kmeans_n_init, random_state=rs).fit(x)
+            km = KMeans(self.n_clusters, init=previous, n_init=1, random_state=rs).fit(x)
+        else:
+            km = KMeans(self.n_clusters, n_init=self.calibrate.kmeans_n_init, random_state=rs).fit(x)
+        return km.labels_, km.cluster_centers_, float(km.inertia_)
 
-    def _pseudo_clusters(self, features: torch.Tensor, salt: int, mode: str) -> tuple[np.ndarray, float]:
+    def _kmeans_random_state(self, salt: int) -> int:
+        """The seed of one K-Means call: sklearn's random_state, the torch generator's seed."""
+        return (self.seed * 7919 + salt) % (2**31 - 1)
+
+    def _pseudo_clusters(self, features: torch.Tensor, salt: int, mode: str) -> tuple[Any, Any]:
         """Pseudo-clusters of the fused features and the K-Means inertia (NaN for spectral).
 
         ``mode`` ``kmeans``: the paper's K-Means, warm-started from the last
         partition's centroids; ``spectral``: normalized cut on the symmetrised
         10-NN graph of the features (as the ALLNcuts baseline), seeded per
         call; its cluster means then seed the next warm-started K-Means.
+        With the torch backend the labels, centres and inertia stay tensors on
+        the device (the inertia is read when the epoch is recorded).
         """
         if mode == "spectral":
             from mmib.baselines import ncuts_predict
-            rs = (self.seed * 7919 + salt) % (2**31 - 1)
+            rs = self._kmeans_random_state(salt)
             x = features.detach().cpu().numpy().astype(np.float64)
             labels = ncuts_predict(x, self.n_clusters, rs)
-            self._kmeans_centers = self._cluster_means(x, labels)
+            self._kmeans_centers = self._cluster_means(self._kmeans_input(features), labels)
             return labels, float("nan")
-        km = self._kmeans(features, salt, self._kmeans_centers)
-        self._kmeans_centers = km.cluster_centers_
-        return km.labels_, float(km.inertia_)
+        labels, self._kmeans_centers, inertia = self._kmeans(features, salt, self._kmeans_centers)
+        return labels, inertia
 
-    def _cluster_means(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """Each cluster's mean row of ``x`` (row k for an empty cluster k): centroids to warm-start K-Means."""
+    def _cluster_means(self, x: np.ndarray | torch.Tensor, labels: Any) -> np.ndarray | torch.Tensor:
+        """Each cluster's mean row of ``x`` (row k for an empty cluster k): centroids to warm-start K-Means.
+        ``x`` a tensor: computed where it is, a tensor."""
+        if torch.is_tensor(x):
+            hot = F.one_hot(torch.as_tensor(labels, device=x.device).long(), self.n_clusters).to(x.dtype)
+            counts = hot.sum(0).unsqueeze(1)
+            return torch.where(counts > 0, hot.t() @ x / counts.clamp_min(1), x[:self.n_clusters])
         return np.stack([x[labels == k].mean(axis=0) if np.any(labels == k) else x[k]
                          for k in range(self.n_clusters)])
 
@@ -306,13 +341,14 @@ class CLIB(WeightedFusionEstimator):
     def _trace_warmup_epoch(self, xs: list[torch.Tensor], epoch: int) -> None:
         """Figure 3 during the warm-up: K-Means of h^f after the epoch (its own centroid chain,
         seeded apart from training's, so the trace never changes the trained model)."""
+        trace_warmup_epochs([self], xs, epoch)
+
+    def _eval_fused(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        """h^f on the posterior means, eval mode."""
         net = self.net_
         net.eval()
         with torch.no_grad():
-            fused = net.encode(xs, sample=False).fused
-        km = self._kmeans(fused, salt=-1_000 - epoch, previous=self._trace_centers)
-        self._trace_centers = km.cluster_centers_
-        self.trace_.add_warmup(km.labels_)
+            return net.encode(xs, sample=False).fused
 
     def _cold_start(self, xs: list[torch.Tensor], gen: torch.Generator, hist: dict) -> None:
         """Fit the heads on a partition of the fused features (``calibrate.cold_start_clusters``: K-Means as
@@ -331,8 +367,8 @@ class CLIB(WeightedFusionEstimator):
             mode = "spectral"
         labels, _ = self._pseudo_clusters(features, salt=-1, mode=mode)
         if features is not enc.fused:  # later K-Means warm starts need centroids in h^f's space
-            self._kmeans_centers = self._cluster_means(enc.fused.cpu().numpy().astype(np.float64), labels)
-        labels = torch.from_numpy(labels).long().to(self.device_)
+            self._kmeans_centers = self._cluster_means(self._kmeans_input(enc.fused), labels)
+        labels = _label_tensor(labels, self.device_)
         opt = _adam(net.head_parameters(), self.calibrate.lr, 0.0)
         net.cluster_head.train()
         net.cal_heads.train()
@@ -363,7 +399,7 @@ class CLIB(WeightedFusionEstimator):
             assign, inertia = head, float("nan")
         else:
             labels, inertia = self._pseudo_clusters(enc.fused, salt=epoch, mode=self.calibrate.pseudo_clusters)
-            assign = torch.from_numpy(np.asarray(labels)).long().to(self.device_)
+            assign = _label_tensor(labels, self.device_)
         if self.calibrate.targets == "hungarian":
             target = losses.matched_hard_targets(assign, p_clu)
         else:  # q_c: the cluster head's mean prediction over Q_c (Section 3.2.1)
@@ -430,3 +466,55 @@ class CLIB(WeightedFusionEstimator):
         self._kmeans_centers = self._trace_centers = None
         self.trace_ = TrainingTrace.from_state(state.get("trace"))
         self.temperature_ = float(state.get("temperature", 1.0))
+
+
+def _label_tensor(labels: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Cluster labels as an int64 tensor on ``device`` (a no-op for the torch backend's labels)."""
+    if not torch.is_tensor(labels):
+        labels = torch.from_numpy(np.asarray(labels))
+    return labels.long().to(device)
+
+
+def batched_kmeans(models: list[CLIB], features: torch.Tensor, salt: int, previous: list
+                   ) -> device_kmeans.KMeansResult:
+    """The torch backend's K-Means for the seeds ``models`` (one recipe) in one call: ``features``
+    (R x N x H, on the training device), each seed's ``previous`` centroids or None.
+
+    Each seed gets what it would get alone: its own generator, seeded from
+    its own random state (:meth:`CLIB._kmeans_random_state`), and its own
+    Lloyd run (:mod:`mmib.methods.clib.device_kmeans`). Warm-started when
+    ``kmeans_warm_start`` and every seed has centroids; k-means++ when none
+    has; seeds in lockstep (the stacked warm-up) are always one or the other.
+    """
+    first = models[0]
+    x = features.detach().to(torch.float64)
+    warm = [p is not None for p in previous] if first.calibrate.kmeans_warm_start else [False] * len(models)
+    if any(warm) and not all(warm):
+        raise ValueError("batched K-Means: some seeds have previous centroids and some not")
+    if all(warm):
+        init = torch.stack([torch.as_tensor(p, dtype=torch.float64, device=x.device) for p in previous])
+        return device_kmeans.kmeans(x, init=init)
+    gens = [torch.Generator(device=x.device).manual_seed(m._kmeans_random_state(salt)) for m in models]
+    return device_kmeans.kmeans(x, first.n_clusters, generator=gens, n_init=first.calibrate.kmeans_n_init)
+
+
+def trace_warmup_epochs(models: list[CLIB], xs: list[torch.Tensor], epoch: int) -> None:
+    """The warm-up trace after ``epoch`` of every seed in ``models`` (one recipe, on the same views):
+    each seed's K-Means of its h^f, warm-started from its previous trace centroids.
+
+    The torch backend fits all seeds in one batched call (the stacked warm-up's
+    R seeds); the labels go to the host once, for the trace. sklearn fits
+    them one after another, as it always has.
+    """
+    salt = -1_000 - epoch
+    fused = [m._eval_fused(xs) for m in models]
+    if models[0]._kmeans_backend() == "torch":
+        fit = batched_kmeans(models, torch.stack(fused), salt, [m._trace_centers for m in models])
+        labels = fit.labels.cpu().numpy()  # the trace is a host record
+        for k, model in enumerate(models):
+            model._trace_centers = fit.centers[k]
+            model.trace_.add_warmup(labels[k])
+        return
+    for model, f in zip(models, fused):
+        labels, model._trace_centers, _ = model._kmeans(f, salt, model._trace_centers)
+        model.trace_.add_warmup(labels)

@@ -32,7 +32,7 @@ from mmib.methods.objective import Bound
 from mmib.config import Params
 from mmib.errors import InputError
 from mmib.methods.base import _adam, _as_tensors, _batches
-from mmib.methods.clib.estimator import CLIB
+from mmib.methods.clib.estimator import CLIB, trace_warmup_epochs
 from mmib.runtime import resolve_device, seed_everything
 from mmib.training_record import EPOCH_SECONDS
 
@@ -155,12 +155,13 @@ def fit_warmup_batched(models: list[CLIB], views: list[np.ndarray]) -> list[CLIB
                 sums[k] = sums[k] + v
         stack.unstack_into(nets)
         t_end = time.perf_counter()
-        for k, (model, hist, bar) in enumerate(zip(models, hists, bars)):
+        for k, (model, hist) in enumerate(zip(models, hists)):
             # every seed's epoch took the stacked epoch's wall time (not the other seeds' trace K-Means)
             model._record(hist, {key: v[k] for key, v in sums.items()}, len(batches[0]),
                           t0 + time.perf_counter() - t_end)
             model._check_finite(hist, epoch, n_epochs, "warmup")
-            model._trace_warmup_epoch(xs, epoch)
+        trace_warmup_epochs(models, xs, epoch)  # the torch backend: every seed's K-Means in one call
+        for model, hist, bar in zip(models, hists, bars):
             model._show_epoch(bar, epoch, hist["loss"][-1], hist[EPOCH_SECONDS][-1])
             bar.update(1)
     for model, hist, bar in zip(models, hists, bars):
