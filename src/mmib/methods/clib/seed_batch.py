@@ -33,13 +33,15 @@ from mmib.config import Params
 from mmib.errors import InputError
 from mmib.methods.base import _adam, _as_tensors, _batches
 from mmib.methods.clib.estimator import CLIB, trace_warmup_epochs
+from mmib.methods import table as method_table
 from mmib.runtime import resolve_device, seed_everything
 from mmib.training_record import EPOCH_SECONDS
 
 
 def supports(params: Params) -> bool:
-    """Whether the warm-up of ``params`` can be stacked: CLIB on the CPU without the MINE critics."""
-    return (params.method == "clib" and params.warmup.preservation != "mine"
+    """Whether the warm-up of ``params`` can be stacked: a method whose table row says so (CLIB), on the
+    CPU, without the MINE critics."""
+    return (method_table.spec(params.method).stacked_warmup and params.warmup.preservation != "mine"
             and resolve_device(params.device).type == "cpu")
 
 
