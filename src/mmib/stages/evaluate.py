@@ -155,7 +155,7 @@ def _evaluation_figures(dataset: str, params: Params, views: list[np.ndarray], l
 def _log_evaluation(run: Any, dataset: str, params: Params, method: str, result: dict[str, Any],
                     traced: "TracedSeeds", figures: list[Path]) -> None:
     """The evaluate run in MLflow: mean +- std over seeds (also on the pipeline run, as
-    ``<dataset>.<metric>_mean``), the label-free summary, tables, figures, the lowest-loss seed's model (:mod:`mmib.mlflow_model`); and one child
+    ``<dataset>.<metric>_mean``, with ``<dataset>.seed_agreement_mean``), the label-free summary, tables, figures, the lowest-loss seed's model (:mod:`mmib.mlflow_model`); and one child
     run per seed with its scores and Figure 3's ``epoch_acc`` / ``epoch_nmi`` (step = epoch over
     both stages), under the same names in every seed."""
     out_dir = METRICS / dataset
@@ -171,6 +171,8 @@ def _log_evaluation(run: Any, dataset: str, params: Params, method: str, result:
     if free["seed_agreement"]:
         run.log_metrics({f"label_free.seed_agreement.{k}_mean": free["seed_agreement"][k]["mean"]
                          for k in ("ari", "nmi")})
+        # beside ACC on the pipeline run, where runs are compared: label-free (README "Choosing a recipe")
+        run.log_pipeline_metrics({f"{dataset}.seed_agreement_mean": free["seed_agreement"]["nmi"]["mean"]})
     run.log_artifact(evaluation_path(dataset), "metrics")
     for table in sorted(out_dir.glob("*.csv")):
         run.log_artifact(table, "metrics")
