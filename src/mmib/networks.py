@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,19 @@ def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, sample: bool) -> torc
     if not sample:
         return mu
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+def variational_views(encoders: Iterable[nn.Module], xs: Iterable[torch.Tensor], sample: bool
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Each view through its variational encoder: the means, log-variances and codes (sampled in
+    training, the means otherwise), per view in order."""
+    mus, logvars, hs = [], [], []
+    for enc, x in zip(encoders, xs):
+        mu, logvar = enc(x)
+        mus.append(mu)
+        logvars.append(logvar)
+        hs.append(reparameterise(mu, logvar, sample))
+    return mus, logvars, hs
 
 
 class ClusterHead(nn.Module):
@@ -155,10 +169,5 @@ class FusedEncoders:
         return len(self.encoders)
 
     def encode(self, xs: list[torch.Tensor], sample: bool) -> Encoded:
-        mus, logvars, hs = [], [], []
-        for enc, x in zip(self.encoders, xs):
-            mu, logvar = enc(x)
-            mus.append(mu)
-            logvars.append(logvar)
-            hs.append(reparameterise(mu, logvar, sample))
+        mus, logvars, hs = variational_views(self.encoders, xs, sample)
         return Encoded(mus, logvars, hs, self.fusion(hs))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmib.networks import ClusterHead, VariationalEncoder, mlp, reparameterise
+from mmib.networks import ClusterHead, VariationalEncoder, mlp, variational_views
 
 
 class CrossAttentionFusion(nn.Module):
@@ -49,10 +49,5 @@ class OMIBNet(nn.Module):
 
     def fuse(self, zs: list[torch.Tensor], sample: bool
              ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-        mus, logvars, zetas = [], [], []
-        for vae, z in zip(self.vaes, zs):
-            mu, lv = vae(z)
-            mus.append(mu)
-            logvars.append(lv)
-            zetas.append(reparameterise(mu, lv, sample))
+        mus, logvars, zetas = variational_views(self.vaes, zs, sample)
         return mus, logvars, self.fusion(zetas)
