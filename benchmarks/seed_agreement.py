@@ -5,7 +5,8 @@ Reads the probabilities that ``benchmarks/quality.py --dump DIR`` saved (``<data
 each with ``proba`` and ``labels``) for a reference recipe and for variants, and prints per
 (dataset, variant): the mean NMI between the seeds' partitions (no label) and the mean NMI against
 the labels, for the reference and the variant, then the correlation of the two changes over all
-pairs and how often their signs agree. Labels are read here, to score, as in every benchmark.
+pairs, how often their signs agree, and how NMI moved where the agreement fell, held or rose by
+more than ``--margin`` points. Labels are read here, to score, as in every benchmark.
 
     python benchmarks/seed_agreement.py --reference benchmarks/quality-2026-12-02.jsonl.probas \\
         --variants docs-probas/ --seeds 0 1
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", default="default", help="the reference recipe's name in the dump files")
     ap.add_argument("--variants", type=Path, required=True, help="dump folder holding the variants")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="only these seeds (same for both)")
+    ap.add_argument("--margin", type=float, default=3.0, help="agreement change (NMI points) counted as a move")
     args = ap.parse_args(argv)
     keep = (lambda s: {k: v for k, v in s.items() if k in args.seeds}) if args.seeds else (lambda s: s)
     reference = {ds: keep(s) for (ds, rec), s in _runs(args.reference).items() if rec == args.recipe}
@@ -63,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         same = int(np.sum(np.sign(d[:, 0]) == np.sign(d[:, 1])))
         print(f"\n{len(d)} variants: correlation of the changes {np.corrcoef(d[:, 0], d[:, 1])[0, 1]:.2f}, "
               f"same sign in {same} of {len(d)}")
+        for name, rows in (("agreement falls by more than", d[:, 0] < -args.margin),
+                           ("agreement within +-", np.abs(d[:, 0]) <= args.margin),
+                           ("agreement rises by more than", d[:, 0] > args.margin)):
+            nmi_change = d[rows, 1]
+            print(f"{name} {args.margin:g}: {int(rows.sum())} variants, NMI fell in {int(np.sum(nmi_change < 0))}, "
+                  f"rose in {int(np.sum(nmi_change > 0))}")
     return 0
 
 
