@@ -68,6 +68,7 @@ class EstimatorBase(BaseEstimator):
 
     config_type: type | None = None  # MSDIB, OMIB: their params section, the ``config`` argument
     config_section = ""               # ... and its name in params.yaml
+    arch_fields: tuple[str, ...] = ()  # ... and its fields that size the network (a saved state must match)
 
     @classmethod
     def from_params(cls, params: Any, n_clusters: int, seed: int, progress: bool = True) -> "EstimatorBase":
@@ -222,7 +223,15 @@ class EstimatorBase(BaseEstimator):
         return self
 
     def _check_state(self, state: dict[str, Any]) -> None:
-        """Refuse a state this estimator's params cannot hold (e.g. another network size); none by default."""
+        """Refuse a state this estimator's params cannot hold: for a method with a ``config`` section,
+        a saved network whose ``arch_fields`` (its sizes) differ from this config's."""
+        saved = state.get("config") or {}
+        diff = [f for f in self.arch_fields if saved.get(f) != getattr(self.config, f)]
+        if diff:
+            raise InputError(f"the state's network differs from this config in {diff}: "
+                             f"{ {f: saved.get(f) for f in diff} } vs { {f: getattr(self.config, f) for f in diff} }",
+                             field=f"{self.config_section}.{diff[0]}",
+                             fix=f"use the config the state was trained with, or {self.state_fix}")
 
     def _new_net(self) -> torch.nn.Module:
         """An untrained network for ``dims_`` and ``n_clusters`` (on the CPU)."""

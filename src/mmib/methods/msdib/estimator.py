@@ -36,7 +36,6 @@ from mmib.methods.msdib.network import MSDIBNet
 from mmib.runtime import resolve_device, seed_everything
 
 STATE_FORMAT = "mmib-msdib-1"
-ARCH_FIELDS = ("latent_dim", "encoder_width", "ddc_hidden")
 LOSS_TERMS = ("ddc_cs", "ddc_orth", "ddc_simplex", "ddc", "kl", "mi_views", "l_ic",
               "mi_feat", "mi_assign", "l_ip", "total", "loss")
 
@@ -53,6 +52,7 @@ class MSDIB(WeightedFusionEstimator):
     state_format = STATE_FORMAT
     config_type = MSDIBParams
     config_section = "msdib"
+    arch_fields = ("latent_dim", "encoder_width", "ddc_hidden")
     state_name = "an MSDIB"
     state_fix = "re-run the MSDIB warm-up stage for this dataset"
 
@@ -143,14 +143,6 @@ class MSDIB(WeightedFusionEstimator):
             "config": self.config.model_dump(),
             "history": self.saved_history(),
         }
-
-    def _check_state(self, state: dict[str, Any]) -> None:
-        saved = state["config"]
-        diff = [f for f in ARCH_FIELDS if saved.get(f) != getattr(self.config, f)]
-        if diff:
-            raise InputError(f"the state's network differs from this config in {diff}: "
-                             f"{ {f: saved.get(f) for f in diff} } vs { {f: getattr(self.config, f) for f in diff} }",
-                             field="config", fix="use the config the state was trained with, or retrain")
 
     def _new_net(self) -> MSDIBNet:
         return MSDIBNet(self.dims_, self.n_clusters, self.config)

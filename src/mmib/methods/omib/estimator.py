@@ -145,6 +145,7 @@ class OMIB(EstimatorBase):
     state_format = STATE_FORMAT
     config_type = OMIBParams
     config_section = "omib"
+    arch_fields = ("latent_dim", "width")
     state_name = "an OMIB"
     state_fix = "re-run the OMIB warm-up stage"
 
@@ -352,14 +353,6 @@ class OMIB(EstimatorBase):
                                                         for k, v in self.bound_.items()},
             "history": self.saved_history(),
         }
-
-    def _check_state(self, state: dict[str, Any]) -> None:
-        saved = state["config"]
-        for key in ("latent_dim", "width"):
-            if saved[key] != getattr(self.config, key):
-                raise InputError(f"the state was trained with {key}={saved[key]}, the config says "
-                                 f"{getattr(self.config, key)}", field=key,
-                                 fix="re-run the OMIB warm-up stage with the current params")
 
     def _new_net(self) -> OMIBNet:
         return OMIBNet(self.dims_, self.n_clusters, self.config.latent_dim, self.config.width)
