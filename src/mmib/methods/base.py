@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from mmib.divergence import check_finite, loss_params
 from mmib.errors import InputError
-from mmib.runtime import resolve_device
+from mmib.runtime import resolve_device, seed_everything
 from mmib.training_record import EPOCH_SECONDS, TIMING_KEYS, fusion_weight_key, without_timings
 from mmib.validation import check_args, check_views
 
@@ -90,6 +90,16 @@ class EstimatorBase(BaseEstimator):
             raise InputError(f"config must be a {kind.__name__}, got {type(self.config).__name__}", field="config",
                              fix=f"pass {kind.__name__}(...), {kind.__name__}.model_validate(a_dict) or "
                                  f"{kind.__name__}.paper_defaults()")
+
+    def _begin_stage2(self, views: list[np.ndarray]) -> tuple[torch.Generator, list[torch.Tensor]]:
+        """How every method's second stage starts: params checked, the device resolved, the stage's seed
+        (``seed + STAGE2_SEED_OFFSET``: warm-up -> state -> load -> stage 2 equals one ``fit()``) and the
+        views checked against the fitted widths, on the device. Returns the batch-order generator and
+        the views."""
+        self._check_params()
+        self.device_ = resolve_device(self.device)
+        gen = seed_everything(self.seed + STAGE2_SEED_OFFSET)
+        return gen, _as_tensors(views, self.device_, self.dims_)
 
     def _stages_done(self) -> list[str]:
         return getattr(self, "stages_done_", [])

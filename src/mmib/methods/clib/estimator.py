@@ -28,7 +28,7 @@ from mmib.methods.clib import device_kmeans, losses
 from mmib.config import CalibrateParams, ModelParams, Params, WarmupParams
 from mmib.errors import InputError
 from mmib.methods.clib import defaults as shipped
-from mmib.methods.base import STAGE2_SEED_OFFSET, WeightedFusionEstimator, _adam, _as_tensors, _batches
+from mmib.methods.base import WeightedFusionEstimator, _adam, _as_tensors, _batches
 from mmib.methods.clib.network import CLIBNet, Encoded
 from mmib.methods.clib.objectives import calibration_objective, ib_objective, stage2_objective
 from mmib.methods.objective import Bound, Surrogate
@@ -157,10 +157,7 @@ class CLIB(WeightedFusionEstimator):
         if "warmup" not in self._stages_done():
             raise InputError("calibration needs a warmed-up model", field="stage",
                              fix="call fit_warmup(views) first (or load a warm-up state)")
-        self._check_params()
-        self.device_ = resolve_device(self.device)
-        gen = seed_everything(self.seed + STAGE2_SEED_OFFSET)
-        xs = _as_tensors(views, self.device_, self.dims_)
+        gen, xs = self._begin_stage2(views)
         net = self.net_.to(self.device_)
         self._kmeans_centers = None
         self.temperature_ = 1.0  # a new calibration: any earlier temperature no longer applies

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from mmib.errors import InputError
-from mmib.methods.base import STAGE2_SEED_OFFSET, WeightedFusionEstimator, _adam, _as_tensors
+from mmib.methods.base import WeightedFusionEstimator, _adam, _as_tensors
 from mmib.methods.msdib import losses as L
 from mmib.methods.msdib.config import MSDIBParams
 from mmib.methods.msdib.network import MSDIBNet
@@ -90,11 +90,8 @@ class MSDIB(WeightedFusionEstimator):
         if "warmup" not in self._stages_done() or self.net_ is None:
             raise InputError("training needs a built model", field="stage",
                              fix="call fit_warmup(views) first (or load a warm-up state), or use fit(views)")
-        self._check_params()
+        gen, xs = self._begin_stage2(views)
         cfg = self.config
-        self.device_ = resolve_device(self.device)
-        gen = seed_everything(self.seed + STAGE2_SEED_OFFSET)
-        xs = _as_tensors(views, self.device_, self.dims_)
         net = self.net_.to(self.device_)
         params = list(net.parameters())
         opt = _adam(params, cfg.lr, 0.0)

@@ -79,7 +79,7 @@ import torch.nn.functional as F
 
 from mmib.errors import InputError
 from mmib.methods import bounds
-from mmib.methods.base import STAGE2_SEED_OFFSET, EstimatorBase, _adam, _as_tensors
+from mmib.methods.base import EstimatorBase, _adam, _as_tensors
 from mmib.methods.omib import losses as ol
 from mmib.methods.omib.config import OMIBParams
 from mmib.methods.omib.network import OMIBNet
@@ -219,11 +219,8 @@ class OMIB(EstimatorBase):
         if "warmup" not in self._stages_done() or self.net_ is None:
             raise InputError("the main stage needs a warmed-up model", field="stage",
                              fix="call fit_warmup(views, labels, train_idx) first (or load a warm-up state)")
-        self._check_params()
+        gen, xs = self._begin_stage2(views)
         cfg = self.config
-        self.device_ = resolve_device(self.device)
-        gen = seed_everything(self.seed + STAGE2_SEED_OFFSET)
-        xs = _as_tensors(views, self.device_, self.dims_)
         n = xs[0].shape[0]
         if train_idx is not None and not np.array_equal(_check_train_idx(train_idx, n), self.train_idx_):
             raise InputError("train_idx differs from the warm-up's training rows", field="train_idx",
