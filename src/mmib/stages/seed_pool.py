@@ -34,6 +34,7 @@ def fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: i
     it ends (:mod:`mmib.seed_runs`; the stage process logs them, so no worker imports MLflow).
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     from mmib.config import Params
     from mmib.epoch_metrics import EpochLogger
@@ -47,6 +48,9 @@ def fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: i
         model.progress_position = position
         if model.resolved_device().type == "cpu":
             torch.set_num_threads(1)
+            # scikit-learn's and NumPy's pools too (K-Means, the cold start's cut): the seeds already fill
+            # the cores, and their OpenMP / BLAS threads would only oversubscribe them (README "Speed")
+            threadpool_limits(1)
         run.set_tags({"device": model.resolved_device()})
         epochs = EpochLogger(run)
         epochs.attach(model)
@@ -67,6 +71,7 @@ def fit_seed_group(stage: str, dataset: str, params_dict: dict, seeds: list[int]
     from contextlib import ExitStack
 
     import torch
+    from threadpoolctl import threadpool_limits
 
     from mmib.config import Params
     from mmib.epoch_metrics import EpochLogger
@@ -79,6 +84,7 @@ def fit_seed_group(stage: str, dataset: str, params_dict: dict, seeds: list[int]
     params = Params.model_validate(params_dict)
     views, n_clusters = training_views(dataset)
     torch.set_num_threads(1)  # as fit_seed: the numbers do not depend on the machine's cores
+    threadpool_limits(1)      # and scikit-learn's / NumPy's pools do not oversubscribe them
     with ExitStack() as runs:
         models, loggers = [], []
         for seed, position in zip(seeds, positions):
