@@ -22,38 +22,51 @@ def _init_seed_worker(parent: int, events: Any) -> None:
     _SEED_EVENTS = events
 
 
+def _single_threaded() -> None:
+    """One thread for torch and for scikit-learn's and NumPy's pools (OpenMP, BLAS): a seed's numbers do
+    not depend on the machine's cores, and the seeds, which already fill the cores, do not
+    oversubscribe them (README "Speed")."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def _tracked_model(params: Params, n_clusters: int, seed: int, position: int, run: Any) -> tuple[Any, Any]:
+    """A seed's estimator as the stages build it, its MLflow seed run tagged with the device, and the
+    logger that sends its epochs to that run."""
+    from mmib.epoch_metrics import EpochLogger
+    from mmib.methods import registry
+
+    model = registry.build(params, n_clusters, seed)
+    model.progress_position = position
+    run.set_tags({"device": model.resolved_device()})
+    epochs = EpochLogger(run)
+    return epochs.attach(model), epochs
+
+
 def fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int,
               events: Any = None) -> tuple[dict, str, dict]:
     """Train one seed (in a worker process on the CPU); returns its state, device name and this
     stage's history with the timings (which the state leaves out: they go to MLflow and the curves).
 
-    On the CPU every seed runs on exactly one torch thread, whatever the
+    On the CPU every seed runs on exactly one thread (:func:`_single_threaded`), whatever the
     number of workers, so the numbers do not depend on the machine's cores.
     ``events`` (default: the worker's queue, :func:`_init_seed_worker`; None: no tracking):
     where the seed's MLflow run is reported, opened around the training, each epoch's values as
     it ends (:mod:`mmib.seed_runs`; the stage process logs them, so no worker imports MLflow).
     """
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from mmib.config import Params
-    from mmib.epoch_metrics import EpochLogger
     from mmib.methods import registry
+    from mmib.runtime import resolve_device
     from mmib.seed_runs import seed_report
 
     params = Params.model_validate(params_dict)
     views, n_clusters = training_views(dataset)
+    if resolve_device(params.device).type == "cpu":
+        _single_threaded()
     with seed_report(events if events is not None else _SEED_EVENTS, seed) as run:
-        model = registry.build(params, n_clusters, seed)
-        model.progress_position = position
-        if model.resolved_device().type == "cpu":
-            torch.set_num_threads(1)
-            # scikit-learn's and NumPy's pools too (K-Means, the cold start's cut): the seeds already fill
-            # the cores, and their OpenMP / BLAS threads would only oversubscribe them (README "Speed")
-            threadpool_limits(1)
-        run.set_tags({"device": model.resolved_device()})
-        epochs = EpochLogger(run)
-        epochs.attach(model)
+        model, epochs = _tracked_model(params, n_clusters, seed, position, run)
         supervision = supervised_targets(dataset, params, seed) if params.method in registry.SUPERVISED else ()
         if stage == "warmup":
             model.fit_warmup(views, *supervision)
@@ -70,12 +83,6 @@ def fit_seed_group(stage: str, dataset: str, params_dict: dict, seeds: list[int]
     on one CPU thread; per seed, what :func:`fit_seed` returns, and its own MLflow seed run."""
     from contextlib import ExitStack
 
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from mmib.config import Params
-    from mmib.epoch_metrics import EpochLogger
-    from mmib.methods import registry
     from mmib.methods.clib.seed_batch import fit_warmup_batched
     from mmib.seed_runs import seed_report
 
@@ -83,17 +90,14 @@ def fit_seed_group(stage: str, dataset: str, params_dict: dict, seeds: list[int]
         raise ValueError(f"only the warm-up stacks seeds, not {stage!r}")
     params = Params.model_validate(params_dict)
     views, n_clusters = training_views(dataset)
-    torch.set_num_threads(1)  # as fit_seed: the numbers do not depend on the machine's cores
-    threadpool_limits(1)      # and scikit-learn's / NumPy's pools do not oversubscribe them
+    _single_threaded()  # as fit_seed
     with ExitStack() as runs:
         models, loggers = [], []
         for seed, position in zip(seeds, positions):
             run = runs.enter_context(seed_report(events if events is not None else _SEED_EVENTS, seed))
-            model = registry.build(params, n_clusters, seed)
-            model.progress_position = position
-            run.set_tags({"device": model.resolved_device()})
-            loggers.append(EpochLogger(run))
-            models.append(loggers[-1].attach(model))
+            model, epochs = _tracked_model(params, n_clusters, seed, position, run)
+            models.append(model)
+            loggers.append(epochs)
         fit_warmup_batched(models, views)
         for model, epochs in zip(models, loggers):
             epochs.finish(model.history_[stage])

@@ -327,10 +327,8 @@ class CLIB(WeightedFusionEstimator):
 
     def _eval_outputs(self, xs: list[torch.Tensor]) -> tuple[Encoded, torch.Tensor, list[torch.Tensor]]:
         """Encodings on the posterior means, cluster-head and calibration-head probabilities (eval mode)."""
-        net = self.net_
-        net.eval()
+        net, enc = self.net_, self._eval_encoded(xs)
         with torch.no_grad():
-            enc = net.encode(xs, sample=False)
             p_clu = torch.softmax(net.cluster_head(enc.fused), dim=1)
             p_cal = [torch.softmax(head(h), dim=1) for head, h in zip(net.cal_heads, enc.hs)]
         return enc, p_clu, p_cal
@@ -340,12 +338,11 @@ class CLIB(WeightedFusionEstimator):
         seeded apart from training's, so the trace never changes the trained model)."""
         trace_warmup_epochs([self], xs, epoch)
 
-    def _eval_fused(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        """h^f on the posterior means, eval mode."""
-        net = self.net_
-        net.eval()
+    def _eval_encoded(self, xs: list[torch.Tensor]) -> Encoded:
+        """The encodings on the posterior means (h^m and h^f), eval mode, no gradient."""
+        self.net_.eval()
         with torch.no_grad():
-            return net.encode(xs, sample=False).fused
+            return self.net_.encode(xs, sample=False)
 
     def _cold_start(self, xs: list[torch.Tensor], gen: torch.Generator, hist: dict) -> None:
         """Fit the heads on a partition of the fused features (``calibrate.cold_start_clusters``: K-Means as
@@ -353,10 +350,7 @@ class CLIB(WeightedFusionEstimator):
         hist[COLD_START_LOSS] = []
         if self.calibrate.cold_start_epochs == 0:
             return
-        net = self.net_
-        net.eval()
-        with torch.no_grad():
-            enc = net.encode(xs, sample=False)
+        net, enc = self.net_, self._eval_encoded(xs)
         mode, features = self.calibrate.cold_start_clusters, enc.fused
         if mode == "spectral_views":  # h^f and the raw views, one block each (baselines.joint_features)
             from mmib.baselines import joint_features
@@ -504,7 +498,7 @@ def trace_warmup_epochs(models: list[CLIB], xs: list[torch.Tensor], epoch: int) 
     them one after another, as it always has.
     """
     salt = -1_000 - epoch
-    fused = [m._eval_fused(xs) for m in models]
+    fused = [m._eval_encoded(xs).fused for m in models]
     if models[0]._kmeans_backend() == "torch":
         fit = batched_kmeans(models, torch.stack(fused), salt, [m._trace_centers for m in models])
         labels = fit.labels.cpu().numpy()  # the trace is a host record
