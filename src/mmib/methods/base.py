@@ -46,6 +46,25 @@ def _adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
     return torch.optim.Adam(list(params), lr=lr, weight_decay=weight_decay, fused=True)
 
 
+def _clip_grad_norm(params: list, max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_(params, max_norm)``, without its pass over the gradients when
+    nothing is clipped, on the CPU.
+
+    torch scales every gradient by ``min(1, max_norm / (norm + 1e-6))`` even
+    when that is 1 (a product with 1.0 is exact, so the result is the same),
+    to spare a GPU a host read. On the CPU the read is free and the skipped
+    pass is ~3 ms of a ~40-60 ms step (README "Speed"); the shipped recipe
+    clips under 2% of its steps. Same norm, same gradients, bit for bit.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    total = torch.nn.utils.get_total_norm(grads, 2.0)
+    if grads[0].device.type != "cpu" or not bool(max_norm / (total + 1e-6) >= 1.0):
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    return total
+
+
 
 
 class EstimatorBase(BaseEstimator):
@@ -199,7 +218,7 @@ class EstimatorBase(BaseEstimator):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            _clip_grad_norm(params, grad_clip)
         opt.step()
 
     def _common_state(self, state_format: str) -> dict[str, Any]:
