@@ -8,6 +8,15 @@ profiler), the number of top-level aten ops per step, and ``torch.profiler``'s
 split of the op time into GEMMs, Adam, clipping, BatchNorm, gathering / noise /
 copies and the other ops. The profiler adds its own overhead per op, so its
 milliseconds exceed the plain timing; read its shares, not its totals.
+
+Then the floor of a step on this machine, measured in the same run: the
+step's GEMMs timed alone at their own shapes (their arithmetic at this CPU's
+matmul rate), and the memory a step must move whatever the batch: every
+trained parameter's weight read in the forward and in the backward pass, its
+gradient written and read by the clip's norm, and Adam's four reads and three
+writes (11 x 4 bytes per parameter), at the single-thread bandwidth of a plain
+copy and of the fused Adam kernel alone. The floor's GFLOP/s is the best an
+epoch could reach if every other op cost nothing.
 """
 
 from __future__ import annotations
@@ -89,7 +98,7 @@ def main() -> None:
 
     from mmib.methods.clib import seed_batch, stacked
     from mmib.config import load_params
-    from mmib.methods.base import _adam
+    from mmib.methods.base import _adam, _clip_grad_norm
     from mmib.methods.clib.estimator import CLIB
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -119,7 +128,7 @@ def main() -> None:
 
     report("per-seed step (today)", {
         "forward": forward, "backward": backward,
-        "clip": lambda: torch.nn.utils.clip_grad_norm_(net.ib_parameters(), params.warmup.grad_clip),
+        "clip": lambda: _clip_grad_norm(net.ib_parameters(), params.warmup.grad_clip),  # as training clips
         "adam": opt.step}, 1)
 
     r = args.seeds
@@ -144,6 +153,53 @@ def main() -> None:
     report(f"stacked step, R={r}", {
         "forward": forward_r, "backward": backward_r,
         "clip": lambda: stacked.clip_grad_norms_(leaves, params.warmup.grad_clip), "adam": opt_r.step}, r)
+
+    step_floor(lambda: backward(forward(0)), sum(p.numel() for p in net.ib_parameters()))
+
+
+def _seconds(fn, repeats: int = 5) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn`` (after one untimed call)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def step_floor(forward_backward, n_params: int) -> None:
+    """What a per-seed step cannot go below on this machine (see the module's docstring)."""
+    from torch.profiler import profile, ProfilerActivity
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        forward_backward()
+    flops = counter.get_total_flops()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        forward_backward()
+    gemms: collections.Counter = collections.Counter()
+    for e in prof.events():
+        if e.name in GEMM and e.input_shapes and all(e.input_shapes[:2]):
+            a, b = e.input_shapes[1:3] if e.name in ("aten::addmm", "aten::baddbmm") else e.input_shapes[:2]
+            gemms[(tuple(a), tuple(b))] += 1
+    gemm_s = sum(count * _seconds(lambda: (torch.bmm if len(a) == 3 else torch.mm)(*operands))
+                 for (a, b), count in gemms.items() for operands in [(torch.randn(a), torch.randn(b))])
+    big = torch.randn(50_000_000)
+    out = torch.empty_like(big)
+    copy_gbs = 2 * big.numel() * 4 / _seconds(lambda: out.copy_(big)) / 1e9
+    del big, out
+    leaf = torch.nn.Parameter(torch.randn(n_params))
+    leaf.grad = torch.randn(n_params)
+    adam = torch.optim.Adam([leaf], lr=1e-3, fused=True)
+    adam_s = _seconds(adam.step)
+    memory_s = adam_s + 4 * n_params * 4 / (copy_gbs * 1e9)  # + weight reads (2), gradient write and read
+    floor = gemm_s + memory_s
+    print(f"floor of a per-seed step: {flops / 1e9:.2f} GFLOP in {sum(gemms.values())} GEMMs, "
+          f"{gemm_s * 1e3:.1f} ms timed alone at their shapes ({flops / gemm_s / 1e9:.0f} GFLOP/s); "
+          f"{n_params / 1e6:.2f} M trained parameters: fused Adam alone {adam_s * 1e3:.1f} ms, "
+          f"4 more passes at the copy bandwidth ({copy_gbs:.1f} GB/s) {(memory_s - adam_s) * 1e3:.1f} ms; "
+          f"floor {floor * 1e3:.1f} ms -> at most {flops / floor / 1e9:.0f} GFLOP/s")
 
 
 if __name__ == "__main__":
