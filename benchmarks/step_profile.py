@@ -168,6 +168,13 @@ def _seconds(fn, repeats: int = 5) -> float:
     return best
 
 
+def _copy_bandwidth(n: int = 50_000_000) -> float:
+    """GB/s read + written by a plain copy of ``n`` float32 (200 MB: past every cache), one thread."""
+    src = torch.randn(n)
+    dst = torch.empty_like(src)
+    return 2 * n * 4 / _seconds(lambda: dst.copy_(src)) / 1e9
+
+
 def step_floor(forward_backward, n_params: int) -> None:
     """What a per-seed step cannot go below on this machine (see the module's docstring)."""
     from torch.profiler import profile, ProfilerActivity
@@ -185,10 +192,7 @@ def step_floor(forward_backward, n_params: int) -> None:
             gemms[(tuple(a), tuple(b))] += 1
     gemm_s = sum(count * _seconds(lambda: (torch.bmm if len(a) == 3 else torch.mm)(*operands))
                  for (a, b), count in gemms.items() for operands in [(torch.randn(a), torch.randn(b))])
-    big = torch.randn(50_000_000)
-    out = torch.empty_like(big)
-    copy_gbs = 2 * big.numel() * 4 / _seconds(lambda: out.copy_(big)) / 1e9
-    del big, out
+    copy_gbs = _copy_bandwidth()
     leaf = torch.nn.Parameter(torch.randn(n_params))
     leaf.grad = torch.randn(n_params)
     adam = torch.optim.Adam([leaf], lr=1e-3, fused=True)
