@@ -96,7 +96,7 @@ def main() -> None:
     from epoch_speed import load_views
     from seed_speed import short_params
 
-    from mmib.methods.clib import seed_batch, stacked
+    from mmib.methods.clib import seed_batch, stacked, stacked_forward
     from mmib.config import load_params
     from mmib.methods.base import _adam, _clip_grad_norm
     from mmib.methods.clib.estimator import CLIB
@@ -142,9 +142,10 @@ def main() -> None:
     def forward_r(i: int):
         idx = torch.stack([rows[(i + k) % 100] for k in range(r)])
         xb = [x[idx] for x in xs]
-        noise = [[torch.randn(b, h, generator=g) for _ in xs] for g in seeds.noise_gens]
-        eps = [torch.stack([noise[k][m] for k in range(r)]) for m in range(len(xs))]
-        return seed_batch._stacked_ib_loss(models[0], stack.params(), stack.buffers, xb, eps)[0]
+        eps = stacked_forward.seed_noise(seeds.noise_gens, b, h, len(xs))
+        p = stack.params()
+        return stacked_forward.ib_loss(models[0], p, stack.buffers, xb,
+                                       stacked_forward.encode(models[0].net_, p, stack.buffers, xb, eps, fused=False))[0]
 
     def backward_r(loss) -> None:
         opt_r.zero_grad(set_to_none=True)

@@ -154,16 +154,8 @@ class CLIB(WeightedFusionEstimator):
     # ------------------------------------------------------------------ stage 2
     def fit_calibration(self, views: list[np.ndarray]) -> "CLIB":
         """Stage 2: cold start, then ``L_IB + alpha * L_Cal`` with per-epoch targets and screening."""
-        if "warmup" not in self._stages_done():
-            raise InputError("calibration needs a warmed-up model", field="stage",
-                             fix="call fit_warmup(views) first (or load a warm-up state)")
-        gen, xs = self._begin_stage2(views)
-        net = self.net_.to(self.device_)
-        self._kmeans_centers = None
-        self.temperature_ = 1.0  # a new calibration: any earlier temperature no longer applies
-        self.trace_.reset_calibration()
-        hist: dict[str, list[float]] = defaultdict(list)
-        self._cold_start(xs, gen, hist)
+        gen, xs, hist = self._begin_calibration(views)
+        net = self.net_
         opt = _adam(net.parameters(), self.calibrate.lr, self.warmup.weight_decay)
         targets: dict[str, Any] = {}
 
@@ -177,19 +169,34 @@ class CLIB(WeightedFusionEstimator):
             self._step(opt, loss, list(net.parameters()))
             return parts
 
-        def screened() -> dict[str, float]:
-            values = {screened_key(m): k for m, k in enumerate(targets["k_selected"])}
-            if not math.isnan(targets["kmeans_inertia"]):  # no K-Means this epoch: no inertia curve
-                values[KMEANS_INERTIA] = targets["kmeans_inertia"]
-            return values
-
         hist = self._train_epochs(self.calibration_epochs, "calibrate", xs[0].shape[0], self.calibration_batch_size,
-                                  gen, train_batch, before_epoch=next_targets, epoch_values=screened, hist=hist)
+                                  gen, train_batch, before_epoch=next_targets,
+                                  epoch_values=lambda: screened_values(targets), hist=hist)
+        self._end_calibration(xs, hist)
+        return self
+
+    def _begin_calibration(self, views: list[np.ndarray]) -> tuple[torch.Generator, list[torch.Tensor], dict]:
+        """Stage 2 up to its first epoch: the stage's start (:meth:`_begin_stage2`: its seed, the batch-order
+        generator), no K-Means centroids or temperature from before, the cold start of the heads.
+        Returns the generator, the views on the device and the history so far (the cold start's)."""
+        if "warmup" not in self._stages_done():
+            raise InputError("calibration needs a warmed-up model", field="stage",
+                             fix="call fit_warmup(views) first (or load a warm-up state)")
+        gen, xs = self._begin_stage2(views)
+        self.net_.to(self.device_)
+        self._kmeans_centers = None
+        self.temperature_ = 1.0  # a new calibration: any earlier temperature no longer applies
+        self.trace_.reset_calibration()
+        hist: dict[str, list[float]] = defaultdict(list)
+        self._cold_start(xs, gen, hist)
+        return gen, xs, hist
+
+    def _end_calibration(self, xs: list[torch.Tensor], hist: dict[str, list[float]]) -> None:
+        """After the last epoch: the trace's final cluster-head predictions, the stage's history."""
         p_clu, _ = self._eval_outputs(xs)[1:]
-        self.trace_.add_calibration(p_clu.cpu().numpy())  # after the last epoch
+        self.trace_.add_calibration(p_clu.cpu().numpy())
         self.history_["calibrate"] = dict(hist)
         self.stages_done_ = ["warmup", "calibrate"]
-        return self
 
     # ------------------------------------------------------------------ losses
     def _ib_loss(self, xb: list[torch.Tensor], enc: Encoded) -> tuple[torch.Tensor, dict[str, float]]:
@@ -457,6 +464,16 @@ class CLIB(WeightedFusionEstimator):
         self._kmeans_centers = self._trace_centers = None
         self.trace_ = TrainingTrace.from_state(state.get("trace"))
         self.temperature_ = float(state.get("temperature", 1.0))
+
+
+def screened_values(targets: dict[str, Any]) -> dict[str, float]:
+    """The values an epoch of stage 2 records beside its batch means: each view's screened count
+    (:meth:`CLIB._epoch_targets`' ``k_selected``) and the K-Means inertia (none in an epoch without
+    K-Means: no inertia curve)."""
+    values = {screened_key(m): k for m, k in enumerate(targets["k_selected"])}
+    if not math.isnan(targets["kmeans_inertia"]):
+        values[KMEANS_INERTIA] = targets["kmeans_inertia"]
+    return values
 
 
 def _label_tensor(labels: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
