@@ -1,6 +1,6 @@
-"""``seed_batching`` in the warm-up stage: the seeds dealt into stacked models in worker processes give
-each seed the state it gets stacked alone, in the order of ``seeds``; the switch off, or a recipe
-it cannot stack (MINE), trains one seed per process as before."""
+"""``seed_batching`` in the warm-up and calibration stages: the seeds dealt into stacked models in worker
+processes give each seed the state it gets stacked alone, in the order of ``seeds``; the switch off, or
+a recipe it cannot stack (MINE), trains one seed per process as before."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from shipped_params import write_workspace_params
 from mmib.config import load_params
 from mmib.methods import registry
 from mmib.methods.clib.seed_batch import fit_warmup_batched
+from mmib.methods.clib.seed_batch_calibration import fit_calibration_batched
 from mmib.stages import seed_pool
+from mmib.stages.paths import model_path
 from mmib.stages.training_inputs import training_views
-from mmib.state_io import state_bytes
+from mmib.state_io import load_state, save_state, state_bytes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -65,3 +67,41 @@ def test_the_switch_off_keeps_the_per_seed_path(workspace):
     views, n_clusters = training_views("tiny")
     per_seed = registry.build(params, n_clusters, 1, progress=False).fit_warmup(views)
     assert state_bytes(state) == state_bytes(per_seed.state())
+
+
+def _warmed_up(params) -> None:
+    """Every seed's warm-up state where the calibrate stage reads it (models/tiny/warmup/seed<k>.pt)."""
+    views, n_clusters = training_views("tiny")
+    models = fit_warmup_batched([registry.build(params, n_clusters, s, progress=False) for s in params.seeds], views)
+    for model in models:
+        save_state(model_path("tiny", "warmup", model.seed), model.state())
+
+
+def _calibrated_alone(params, seed: int, stacked: bool):
+    views, n_clusters = training_views("tiny")
+    model = registry.build(params, n_clusters, seed, progress=False)
+    model.load_state(load_state(model_path("tiny", "warmup", seed), "warmup@tiny"))
+    return fit_calibration_batched([model], views)[0] if stacked else model.fit_calibration(views)
+
+
+def test_stacked_calibration_stage_gives_each_seed_its_stacked_alone_state(workspace):
+    params = workspace
+    _warmed_up(params)
+    results = seed_pool.fit_all_seeds("calibrate", "tiny", params)
+    assert len(results) == 3
+    for seed, (state, device, history) in zip(params.seeds, results):
+        assert state["seed"] == seed and device == "cpu" and state["stages_done"] == ["warmup", "calibrate"]
+        assert state_bytes(state) == state_bytes(_calibrated_alone(params, seed, stacked=True).state())
+        assert len(history["epoch_seconds"]) == params.calibrate.epochs
+
+
+def test_the_switch_off_keeps_the_per_seed_calibration(workspace):
+    params = workspace.model_copy(update={"seeds": [1], "seed_batching": False})
+    _warmed_up(params)
+    (state, _, _), = seed_pool.fit_all_seeds("calibrate", "tiny", params)
+    assert state_bytes(state) == state_bytes(_calibrated_alone(params, 1, stacked=False).state())
+
+
+def test_a_seed_group_stacks_only_the_two_training_stages(workspace):
+    with pytest.raises(ValueError, match="not 'evaluate'"):
+        seed_pool.fit_seed_group("evaluate", "tiny", workspace.model_dump(), [0], [0])

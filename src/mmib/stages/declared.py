@@ -16,7 +16,8 @@ STAGE_PARAMS: dict[str, list[str]] = {
     # the warm-up's trace (Figure 3) is a K-Means per epoch: it reads calibrate's K-Means params
     "warmup": ["seeds", "method", "device", "seed_batching", "beta", "model", "warmup", "calibrate.warmup_free",
                "calibrate.kmeans_n_init", "calibrate.kmeans_warm_start", "calibrate.kmeans_backend", ACTIVE_METHOD],
-    "calibrate": ["seeds", "method", "device", "alpha", "beta", "model", "warmup", "calibrate", ACTIVE_METHOD],
+    "calibrate": ["seeds", "method", "device", "seed_batching", "alpha", "beta", "model", "warmup", "calibrate",
+                  ACTIVE_METHOD],
     "evaluate": ["seeds", "evaluate"],
     "baselines": ["seeds", "baselines"],
     "summarize": ["datasets"],

@@ -77,17 +77,24 @@ def fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: i
     return model.state(), str(model.device_), model.history_[stage]
 
 
+STACKED_STAGES = ("warmup", "calibrate")
+"""The stages ``seed_batching`` stacks (CLIB's, :mod:`mmib.methods.clib.seed_batch`)."""
+
+
 def fit_seed_group(stage: str, dataset: str, params_dict: dict, seeds: list[int], positions: list[int],
                    events: Any = None) -> list[tuple[dict, str, dict]]:
-    """CLIB's warm-up of ``seeds`` as one stacked model (``seed_batching``, :mod:`mmib.methods.clib.seed_batch`)
-    on one CPU thread; per seed, what :func:`fit_seed` returns, and its own MLflow seed run."""
+    """CLIB's warm-up or calibration of ``seeds`` as one stacked model (``seed_batching``,
+    :mod:`mmib.methods.clib.seed_batch`, :mod:`mmib.methods.clib.seed_batch_calibration`) on one CPU
+    thread, each seed's calibration from its saved warm-up (as :func:`fit_seed`); per seed, what
+    :func:`fit_seed` returns, and its own MLflow seed run."""
     from contextlib import ExitStack
 
     from mmib.methods.clib.seed_batch import fit_warmup_batched
+    from mmib.methods.clib.seed_batch_calibration import fit_calibration_batched
     from mmib.seed_runs import seed_report
 
-    if stage != "warmup":
-        raise ValueError(f"only the warm-up stacks seeds, not {stage!r}")
+    if stage not in STACKED_STAGES:
+        raise ValueError(f"only the warm-up and the calibration stack seeds, not {stage!r}")
     params = Params.model_validate(params_dict)
     views, n_clusters = training_views(dataset)
     _single_threaded()  # as fit_seed
@@ -96,9 +103,14 @@ def fit_seed_group(stage: str, dataset: str, params_dict: dict, seeds: list[int]
         for seed, position in zip(seeds, positions):
             run = runs.enter_context(seed_report(events if events is not None else _SEED_EVENTS, seed))
             model, epochs = _tracked_model(params, n_clusters, seed, position, run)
+            if stage == "calibrate":
+                model.load_state(load_state(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
             models.append(model)
             loggers.append(epochs)
-        fit_warmup_batched(models, views)
+        if stage == "warmup":
+            fit_warmup_batched(models, views)
+        else:
+            fit_calibration_batched(models, views)
         for model, epochs in zip(models, loggers):
             epochs.finish(model.history_[stage])
     return [(model.state(), str(model.device_), model.history_[stage]) for model in models]
@@ -111,8 +123,8 @@ def fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) 
     time-share the cores without the spin-waiting of oversubscribed thread
     pools, and no core idles while the last seed finishes. One seed runs in
     this process. With ``seed_batching`` (where :func:`mmib.methods.clib.seed_batch.supports`
-    the recipe: CLIB's warm-up without MINE, on the CPU) the seeds are dealt into one stacked
-    model per core instead (:func:`_fit_stacked`).
+    the recipe: CLIB without MINE, on the CPU) the seeds of the warm-up and of the calibration are
+    dealt into one stacked model per core instead (:func:`_fit_stacked`).
     """
     import multiprocessing as mp
     import os
@@ -121,12 +133,12 @@ def fit_all_seeds(stage: str, dataset: str, params: Params, events: Any = None) 
     from mmib.runtime import resolve_device
 
     seeds = list(params.seeds)
-    if stage == "warmup" and params.seed_batching:
+    if stage in STACKED_STAGES and params.seed_batching:
         from mmib.methods.clib.seed_batch import supports
 
         if supports(params):
             return _fit_stacked(stage, dataset, params, events)
-        print(f"{stage} {dataset}: seed_batching applies to CLIB's warm-up on the CPU without MINE; "
+        print(f"{stage} {dataset}: seed_batching applies to CLIB's warm-up and calibration on the CPU without MINE; "
               "training one seed per process", flush=True)
     jobs = [(stage, dataset, params.model_dump(), seed, i) for i, seed in enumerate(seeds)]
     workers = min(len(seeds), 2 * (os.cpu_count() or 1))

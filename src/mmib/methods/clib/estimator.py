@@ -179,9 +179,7 @@ class CLIB(WeightedFusionEstimator):
         """Stage 2 up to its first epoch: the stage's start (:meth:`_begin_stage2`: its seed, the batch-order
         generator), no K-Means centroids or temperature from before, the cold start of the heads.
         Returns the generator, the views on the device and the history so far (the cold start's)."""
-        if "warmup" not in self._stages_done():
-            raise InputError("calibration needs a warmed-up model", field="stage",
-                             fix="call fit_warmup(views) first (or load a warm-up state)")
+        self._require_warmup()
         gen, xs = self._begin_stage2(views)
         self.net_.to(self.device_)
         self._kmeans_centers = None
@@ -190,6 +188,12 @@ class CLIB(WeightedFusionEstimator):
         hist: dict[str, list[float]] = defaultdict(list)
         self._cold_start(xs, gen, hist)
         return gen, xs, hist
+
+    def _require_warmup(self) -> None:
+        """Refuse to calibrate a model that holds no warm-up."""
+        if "warmup" not in self._stages_done():
+            raise InputError("calibration needs a warmed-up model", field="stage",
+                             fix="call fit_warmup(views) first (or load a warm-up state)")
 
     def _end_calibration(self, xs: list[torch.Tensor], hist: dict[str, list[float]]) -> None:
         """After the last epoch: the trace's final cluster-head predictions, the stage's history."""
