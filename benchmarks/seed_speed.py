@@ -19,10 +19,12 @@ epochs are shortened to ``--epochs``):
   time over the same span / (R x epochs), the work done, which a busy
   machine distorts less than the wall time (under load the scheduler gives
   more CPU to a path with more processes).
-- *stacked* (``--stacked``, ``seed_batching: true``, :mod:`mmib.methods.clib.seed_batch`):
-  the warm-up of the R seeds dealt into one stacked model per core, each in a
-  single-thread worker process, as the warm-up stage runs it (the
-  calibration stage trains one seed per process either way).
+- *stacked* (``--stacked``, ``seed_batching: true``, :mod:`mmib.methods.clib.seed_batch`,
+  :mod:`mmib.methods.clib.seed_batch_calibration`): the warm-up of the R seeds
+  dealt into one stacked model per core, each in a single-thread worker
+  process, as the warm-up stage runs it, then their calibration the same way
+  (each seed from its stacked warm-up, as the calibrate stage runs it; the
+  per-seed cold starts and targets included).
 - *one core* (``--one-core``): the warm-up in this process on one thread,
   the R seeds one after the other (per-seed) or as one stacked model: what
   one core gets through, the figure least distorted by other jobs.
@@ -156,35 +158,45 @@ def _noop(_: int) -> None:
 
 
 # ---------------------------------------------------------------- stacked seeds (seed_batching: true)
-def _group_job(dataset: str, params_dict: dict, seeds: list[int]):
-    """One group's stacked warm-up in a worker process: (None, start, end, epoch seconds per seed)."""
+def _group_job(stage: str, dataset: str, params_dict: dict, seeds: list[int], states: list[dict] | None):
+    """One group's stacked stage in a worker process (the calibration from the seeds' warm-up
+    ``states``): (states, start, end, epoch seconds per seed, CPU seconds)."""
     from epoch_speed import load_views
 
     from mmib.methods.clib.seed_batch import fit_warmup_batched, new_models
+    from mmib.methods.clib.seed_batch_calibration import fit_calibration_batched
 
     torch.set_num_threads(1)
     params = Params.model_validate(params_dict)
     views, n_clusters = load_views(dataset)
     models = new_models(params, n_clusters, seeds)
+    if states is not None:
+        models = [model.load_state(state) for model, state in zip(models, states)]
     t0, c0 = time.monotonic(), time.process_time()
-    fit_warmup_batched(models, views)
+    fit_warmup_batched(models, views) if stage == "warmup" else fit_calibration_batched(models, views)
     t1, c1 = time.monotonic(), time.process_time()
-    return None, t0, t1, [m.history_["warmup"]["epoch_seconds"] for m in models], c1 - c0
+    return [m.state() for m in models], t0, t1, [m.history_[stage]["epoch_seconds"] for m in models], c1 - c0
 
 
 def stacked_groups(dataset: str, params: Params, seeds: list[int]) -> dict[str, dict]:
-    """The warm-up of ``seeds`` as the stage runs it with ``seed_batching: true``: one stacked model
-    per core (:func:`mmib.methods.clib.seed_batch.seed_groups`), each in a single-thread worker process."""
+    """Both stages of ``seeds`` as the stages run them with ``seed_batching: true``: one stacked model
+    per core (:func:`mmib.methods.clib.seed_batch.seed_groups`), each in a single-thread worker process;
+    the warm-up, then the calibration from its states."""
     from mmib.methods.clib.seed_batch import seed_groups
 
     groups = seed_groups(seeds, os.cpu_count() or 1)
+    out, states = {}, [None] * len(groups)
     with ProcessPoolExecutor(max_workers=len(groups), mp_context=mp.get_context("spawn"),
                              initializer=_worker_init) as pool:
         list(pool.map(_noop, range(len(groups))))
-        results = list(pool.map(_group_job, *zip(*[(dataset, params.model_dump(), g) for g in groups])))
-    wall = max(r[2] for r in results) - min(r[1] for r in results)
-    return {"warmup": {"wall": wall, "epoch_seconds": [e for r in results for e in r[3]],
-                       "cpu": sum(r[4] for r in results)}}
+        for stage in ("warmup", "calibrate"):
+            jobs = [(stage, dataset, params.model_dump(), g, st) for g, st in zip(groups, states)]
+            results = list(pool.map(_group_job, *zip(*jobs)))
+            states = [r[0] for r in results]
+            wall = max(r[2] for r in results) - min(r[1] for r in results)
+            out[stage] = {"wall": wall, "epoch_seconds": [e for r in results for e in r[3]],
+                          "cpu": sum(r[4] for r in results)}
+    return out
 
 
 # ---------------------------------------------------------------- one core: this process, one thread
@@ -224,7 +236,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="epochs of each stage")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 5], help="numbers of seeds R")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads of the second matmul rate")
-    ap.add_argument("--stacked", action="store_true", help="also time the stacked warm-up (seed_batching: true)")
+    ap.add_argument("--stacked", action="store_true",
+                    help="also time the stacked warm-up and calibration (seed_batching: true)")
     ap.add_argument("--no-processes", action="store_true", help="skip today's per-seed processes")
     ap.add_argument("--one-core", action="store_true",
                     help="also the warm-up on one core: per-seed one after another vs stacked, this process, 1 thread")

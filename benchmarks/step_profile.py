@@ -144,8 +144,8 @@ def main() -> None:
         xb = [x[idx] for x in xs]
         eps = stacked_forward.seed_noise(seeds.noise_gens, b, h, len(xs))
         p = stack.params()
-        return stacked_forward.ib_loss(models[0], p, stack.buffers, xb,
-                                       stacked_forward.encode(models[0].net_, p, stack.buffers, xb, eps, fused=False))[0]
+        enc = stacked_forward.encode(models[0].net_, p, stack.buffers, xb, eps, fused=False)
+        return stacked_forward.ib_loss(models[0], p, stack.buffers, xb, enc)[0]
 
     def backward_r(loss) -> None:
         opt_r.zero_grad(set_to_none=True)

@@ -60,7 +60,7 @@ class Params(StrictModel):
     method: Literal["clib", "msdib", "omib"]
     data_root: str
     device: Literal["auto", "cpu", "cuda"]
-    seed_batching: bool  # CLIB's warm-up: the seeds as one stacked model per core (mmib.methods.clib.seed_batch)
+    seed_batching: bool  # CLIB's warm-up and calibration: the seeds as one stacked model per core (mmib.methods.clib.seed_batch)
     alpha: float = NonNeg
     beta: float = NonNeg
     preprocess: PreprocessParams

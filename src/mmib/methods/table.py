@@ -29,7 +29,8 @@ class MethodSpec:
     """Its params are params.yaml's top-level recipe (``model``, ``warmup``, ``calibrate``): `make experiments`
     names each run's recipe against the shipped one (:func:`mmib.recipes.recipe_label`)."""
     stacked_warmup: bool = False
-    """Its warm-up can train the seeds as one stacked model (``seed_batching``; :mod:`mmib.methods.clib.seed_batch`)."""
+    """Its warm-up and calibration can train the seeds as one stacked model (``seed_batching``;
+    :mod:`mmib.methods.clib.seed_batch`, :mod:`mmib.methods.clib.seed_batch_calibration`)."""
 
 
 METHODS: dict[str, MethodSpec] = {
