@@ -138,14 +138,20 @@ def _seed_job(stage: str, dataset: str, params_dict: dict, seed: int, state: dic
 
 def per_seed_processes(dataset: str, params: Params, seeds: list[int]) -> dict[str, dict]:
     """Both stages of ``seeds`` in single-thread worker processes, as the pipeline runs them."""
-    workers = min(len(seeds), 2 * (os.cpu_count() or 1))
-    ctx = mp.get_context("spawn")
-    out, states = {}, [None] * len(seeds)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+    return _stages_in_pool(_seed_job, seeds, dataset, params, min(len(seeds), 2 * (os.cpu_count() or 1)))
+
+
+def _stages_in_pool(job, units: list, dataset: str, params: Params, workers: int) -> dict[str, dict]:
+    """The warm-up, then the calibration from its states, of ``units`` (seeds, or groups of seeds) by
+    ``job`` in ``workers`` single-thread worker processes: per stage, its wall time (first start to
+    last end), every epoch's seconds and the workers' CPU seconds."""
+    out, states = {}, [None] * len(units)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init) as pool:
         list(pool.map(_noop, range(workers)))  # start the workers before the clock
         for stage in ("warmup", "calibrate"):
-            jobs = [(stage, dataset, params.model_dump(), s, st) for s, st in zip(seeds, states)]
-            results = list(pool.map(_seed_job, *zip(*jobs)))
+            jobs = [(stage, dataset, params.model_dump(), unit, state) for unit, state in zip(units, states)]
+            results = list(pool.map(job, *zip(*jobs)))
             states = [r[0] for r in results]
             wall = max(r[2] for r in results) - min(r[1] for r in results)
             out[stage] = {"wall": wall, "epoch_seconds": [e for r in results for e in r[3]],
@@ -185,18 +191,7 @@ def stacked_groups(dataset: str, params: Params, seeds: list[int]) -> dict[str, 
     from mmib.methods.clib.seed_batch import seed_groups
 
     groups = seed_groups(seeds, os.cpu_count() or 1)
-    out, states = {}, [None] * len(groups)
-    with ProcessPoolExecutor(max_workers=len(groups), mp_context=mp.get_context("spawn"),
-                             initializer=_worker_init) as pool:
-        list(pool.map(_noop, range(len(groups))))
-        for stage in ("warmup", "calibrate"):
-            jobs = [(stage, dataset, params.model_dump(), g, st) for g, st in zip(groups, states)]
-            results = list(pool.map(_group_job, *zip(*jobs)))
-            states = [r[0] for r in results]
-            wall = max(r[2] for r in results) - min(r[1] for r in results)
-            out[stage] = {"wall": wall, "epoch_seconds": [e for r in results for e in r[3]],
-                          "cpu": sum(r[4] for r in results)}
-    return out
+    return _stages_in_pool(_group_job, groups, dataset, params, len(groups))
 
 
 # ---------------------------------------------------------------- one core: this process, one thread
