@@ -1,11 +1,13 @@
 """Does ``seed_batching`` change the results? ACC / NMI of the same seeds trained with today's per-seed
-warm-up and with the stacked warm-up (:mod:`mmib.methods.clib.seed_batch`), the calibration the same code in both.
+stages and with the stacked ones, as the stages run them (the warm-up, :mod:`mmib.methods.clib.seed_batch`,
+then the calibration, :mod:`mmib.methods.clib.seed_batch_calibration`; before 2026-12-02 late the
+calibration was the per-seed code in both paths).
 
     PYTHONPATH=src python benchmarks/seed_batch_quality.py --dataset mfeat [--seeds 0 1 2] [--out file.jsonl]
 
 params.yaml's recipe and epochs, on the CPU, one thread. Per seed: ACC, NMI of the final model
 (labels read here only, to score), and how far the two paths' warm-up features are apart.
-The stacked warm-up is the same algorithm up to float rounding (tests/test_seed_batch.py), and
+The stacked stages are the same algorithm up to float rounding (tests/test_seed_batch*.py), and
 training amplifies rounding, so the two paths' seeds are two draws of the same recipe, not copies.
 """
 
@@ -53,6 +55,7 @@ def main() -> None:
     from mmib.methods.clib.estimator import CLIB
     from mmib.metrics import clustering_accuracy, nmi
     from mmib.methods.clib.seed_batch import fit_warmup_batched, new_models
+    from mmib.methods.clib.seed_batch_calibration import fit_calibration_batched
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mfeat")
@@ -80,13 +83,17 @@ def main() -> None:
         paths.append(("nudged", [m.fit_warmup(views) for m in nudged]))
     rows = []
     for path, models in paths:
-        for seed, model in zip(args.seeds, models):
-            warm_features = model.transform(views)
-            model.fit_calibration(views)
+        warm_features = [model.transform(views) for model in models]
+        if path == "stacked":
+            fit_calibration_batched(models, views)
+        else:
+            for model in models:
+                model.fit_calibration(views)
+        for seed, model, features in zip(args.seeds, models, warm_features):
             pred = model.predict(views)
             rows.append({"dataset": args.dataset, "path": path, "seed": seed,
                          "acc": clustering_accuracy(labels, pred), "nmi": nmi(labels, pred),
-                         "warm_features": warm_features})
+                         "warm_features": features})
     base = rows[:len(args.seeds)]
     for i, row in enumerate(rows):
         row["warmup_feature_gap"] = float(np.abs(row["warm_features"] - base[i % len(base)]["warm_features"]).max())
