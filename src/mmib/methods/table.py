@@ -28,14 +28,14 @@ class MethodSpec:
     top_level_recipe: bool = False
     """Its params are params.yaml's top-level recipe (``model``, ``warmup``, ``calibrate``): `make experiments`
     names each run's recipe against the shipped one (:func:`mmib.recipes.recipe_label`)."""
-    stacked_warmup: bool = False
+    stacked_seeds: bool = False
     """Its warm-up and calibration can train the seeds as one stacked model (``seed_batching``;
     :mod:`mmib.methods.clib.seed_batch`, :mod:`mmib.methods.clib.seed_batch_calibration`)."""
 
 
 METHODS: dict[str, MethodSpec] = {
     "clib": MethodSpec("CLIB", trade_off="", fits_temperature=True, lowest_loss_row=True, top_level_recipe=True,
-                       stacked_warmup=True),
+                       stacked_seeds=True),
     "msdib": MethodSpec("MSDIB", trade_off="msdib"),
     "omib": MethodSpec("OMIB", trade_off=None, supervised=True),  # beta capped by the bound M_u: no trade-off
 }

@@ -46,6 +46,11 @@ def _tracked_model(params: Params, n_clusters: int, seed: int, position: int, ru
     return epochs.attach(model), epochs
 
 
+def _load_warmup(model: Any, dataset: str, seed: int) -> None:
+    """The seed's saved warm-up (models/<dataset>/warmup/) into ``model``: where its calibration starts."""
+    model.load_state(load_state(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
+
+
 def fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: int,
               events: Any = None) -> tuple[dict, str, dict]:
     """Train one seed (in a worker process on the CPU); returns its state, device name and this
@@ -71,7 +76,7 @@ def fit_seed(stage: str, dataset: str, params_dict: dict, seed: int, position: i
         if stage == "warmup":
             model.fit_warmup(views, *supervision)
         else:
-            model.load_state(load_state(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
+            _load_warmup(model, dataset, seed)
             model.fit_calibration(views, *supervision)
         epochs.finish(model.history_[stage])
     return model.state(), str(model.device_), model.history_[stage]
@@ -104,7 +109,7 @@ def fit_seed_group(stage: str, dataset: str, params_dict: dict, seeds: list[int]
             run = runs.enter_context(seed_report(events if events is not None else _SEED_EVENTS, seed))
             model, epochs = _tracked_model(params, n_clusters, seed, position, run)
             if stage == "calibrate":
-                model.load_state(load_state(model_path(dataset, "warmup", seed), f"warmup@{dataset}"))
+                _load_warmup(model, dataset, seed)
             models.append(model)
             loggers.append(epochs)
         if stage == "warmup":

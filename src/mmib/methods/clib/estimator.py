@@ -319,9 +319,9 @@ class CLIB(WeightedFusionEstimator):
         if mode == "spectral":
             from mmib.baselines import ncuts_predict
             rs = self._kmeans_random_state(salt)
-            x = features.detach().cpu().numpy().astype(np.float64)
-            labels = ncuts_predict(x, self.n_clusters, rs)
-            self._kmeans_centers = self._cluster_means(self._kmeans_input(features), labels)
+            x = self._kmeans_input(features)  # float64, where the warm-started K-Means wants its centroids
+            labels = ncuts_predict(x.cpu().numpy() if torch.is_tensor(x) else x, self.n_clusters, rs)
+            self._kmeans_centers = self._cluster_means(x, labels)
             return labels, float("nan")
         labels, self._kmeans_centers, inertia = self._kmeans(features, salt, self._kmeans_centers)
         return labels, inertia

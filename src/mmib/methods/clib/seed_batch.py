@@ -41,7 +41,7 @@ from mmib.training_record import EPOCH_SECONDS
 def supports(params: Params) -> bool:
     """Whether the warm-up and calibration of ``params`` can be stacked: a method whose table row says
     so (CLIB), on the CPU, without the MINE critics."""
-    return (method_table.spec(params.method).stacked_warmup and params.warmup.preservation != "mine"
+    return (method_table.spec(params.method).stacked_seeds and params.warmup.preservation != "mine"
             and resolve_device(params.device).type == "cpu")
 
 
